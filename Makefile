@@ -1,0 +1,40 @@
+# One entry point: setup, book, test, run, lab. Every target creates or refreshes .venv first.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup book test run list lab bench clean
+
+setup: $(STAMP)
+
+# The environment is rebuilt when pyproject.toml changes. torch==2.14.1 and torchvision==0.29.1
+# are pinned in pyproject.toml (pip takes them from a local wheel cache where one is configured).
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 2; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+book: setup
+	$(PY) -m robustbook book --profile quick
+
+test: setup
+	$(PY) -m pytest -n 2 --durations=15
+
+list: setup
+	$(PY) -m robustbook list
+
+# make run CHAPTER=attacks PROFILE=smoke ARGS="-p epochs 2"
+run: setup
+	$(PY) -m robustbook run $(CHAPTER) --profile $(or $(PROFILE),quick) $(ARGS)
+
+lab: setup
+	$(VENV)/bin/jupyter lab book/
+
+bench: setup
+	$(PY) benchmarks/pgd_cost.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,167 @@
+"""Plumbing shared by the data preparation scripts of ``data_scripts/`` (not part of the library).
+
+Every script follows the same steps: resolve the data root and the archive
+folder, leave a complete data set alone (unless ``--force``), take each
+official archive from the archive folder or download it, verify it, extract it
+safely, index it, and write the data set folder atomically (built in a hidden
+temporary sibling folder, renamed at the very end).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from robustbook.data.download import (ArchiveError, DownloadError, NetworkUnavailable, archive_members,
+                                      read_sidecar, verify_file)
+from robustbook.data.manifest import ManifestError, read_dataset
+from robustbook.data.root import data_root as _data_root
+
+ARCHIVE_SUBDIR = "archives"
+DownloadFn = Callable[..., Path]
+
+
+class LabelFileError(ValueError):
+    """A label file of a data set is missing, lacks a column, or has a malformed row."""
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """One official file of a data set: its file name in the archive folder and where it comes from."""
+
+    filename: str
+    url: str
+    sha256: str | None = None     # None: no official checksum; trust on first use (``<file>.sha256``)
+    size: int | None = None
+
+
+def resolve_dirs(data_root: str | os.PathLike | None, archive_dir: str | os.PathLike | None) -> tuple[Path, Path]:
+    """The data root (see :func:`robustbook.data.root.data_root`) and the archive folder (default ``<root>/archives``)."""
+    root = _data_root(data_root)
+    archives = Path(archive_dir).expanduser().resolve() if archive_dir else root / ARCHIVE_SUBDIR
+    return root, archives
+
+
+def is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete, valid data set (manifest, metadata and every listed file)."""
+    try:
+        read_dataset(folder, check_files=True)
+    except ManifestError:
+        return False
+    return True
+
+
+def fetch_archive(spec: ArchiveSpec, archive_dir: Path, download_fn: DownloadFn) -> Path:
+    """Return ``archive_dir/spec.filename``, verified; download it first when it is not there.
+
+    A file already in the archive folder (downloaded earlier or placed by
+    hand) is verified, never downloaded again: against ``spec.sha256`` when
+    known, else against its ``.sha256`` record (written on first use).
+    """
+    dest = archive_dir / spec.filename
+    if dest.is_file():
+        verify_file(dest, sha256=spec.sha256, size=spec.size)
+        return dest
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    print(f"downloading {spec.url}\n         -> {dest}", file=sys.stderr)
+    return Path(download_fn(spec.url, dest, sha256=spec.sha256, size=spec.size))
+
+
+def archive_digest(path: Path, spec: ArchiveSpec) -> str | None:
+    """The SHA-256 an archive was verified against (official, or recorded on first use)."""
+    return spec.sha256 or read_sidecar(path)
+
+
+def find_folder_prefix(archive: Path, folder: str) -> str:
+    """The shortest member path of ``archive`` ending in the folder ``folder`` (e.g. ``"1024x768"``)."""
+    best: str | None = None
+    for name in archive_members(archive):
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+        if not parts or parts[0] == "__MACOSX" or folder not in parts[:-1]:
+            continue
+        prefix = "/".join(parts[:parts.index(folder) + 1])
+        if best is None or len(prefix) < len(best):
+            best = prefix
+    if best is None:
+        raise ArchiveError(f"archive {archive} has no folder {folder!r}: it is not the expected archive or its "
+                           f"layout changed; delete it and download it again")
+    return best + "/"
+
+
+def find_file_prefix(archive: Path, filename: str) -> str:
+    """The folder (``""`` or ``"a/b/"``) of the shallowest member of ``archive`` named ``filename``."""
+    best: list[str] | None = None
+    for name in archive_members(archive):
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+        if parts and parts[-1] == filename and parts[0] != "__MACOSX" and (best is None or len(parts) < len(best)):
+            best = parts
+    if best is None:
+        raise ArchiveError(f"archive {archive} has no file {filename!r}: it is not the expected archive or its "
+                           f"layout changed; delete it and download it again")
+    return "".join(p + "/" for p in best[:-1])
+
+
+def read_label_csv(path: Path, required: Sequence[str]) -> tuple[list[dict[str, str]], list[str]]:
+    """Read a label CSV; return its rows and columns. :class:`LabelFileError` when a required column is missing."""
+    if not path.is_file():
+        raise LabelFileError(f"label file {path} is missing: the archive is not the expected one")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise LabelFileError(f"label file {path.name} lacks the column(s) {missing}; its columns are {columns}. "
+                                 f"It is not the official file (or its format changed); delete the archive and "
+                                 f"download it again")
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    if not rows:
+        raise LabelFileError(f"label file {path.name} has no rows")
+    return rows, columns
+
+
+def parse_score(value: str, *, where: str, low: float, high: float) -> float:
+    """Parse a score and check it lies in ``[low, high]``; :class:`LabelFileError` otherwise."""
+    try:
+        score = float(value)
+    except ValueError:
+        raise LabelFileError(f"{where}: score {value!r} is not a number") from None
+    if not math.isfinite(score) or not low <= score <= high:
+        raise LabelFileError(f"{where}: score {value} is outside the published range [{low}, {high}]; "
+                             f"is this the right label file?")
+    return score
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """The options every data script takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data-root", default=None,
+                   help="data root (default: $ROBUSTBOOK_DATA, else data/ in the repository)")
+    p.add_argument("--archive-dir", default=None,
+                   help="folder holding (or receiving) the downloaded archives (default: <data root>/archives)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
+    p.add_argument("--force", action="store_true", help="rebuild even when a complete data set is there")
+    return p
+
+
+def run(prepare: Callable[[], Path]) -> int:
+    """Run ``prepare`` for the command line: a plain message and exit code 1 on expected failures."""
+    try:
+        folder = prepare()
+    except NetworkUnavailable as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except (DownloadError, ArchiveError, LabelFileError, ManifestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"data set ready: {folder}")
+    return 0
+
+
+__all__ = ["ARCHIVE_SUBDIR", "ArchiveSpec", "LabelFileError", "resolve_dirs", "is_complete", "fetch_archive",
+           "archive_digest", "find_folder_prefix", "find_file_prefix", "read_label_csv", "parse_score",
+           "base_parser", "run"]

@@ -1,0 +1,39 @@
+"""Metrics of the book: IQA agreement, PSNR, robust accuracy and the paired bootstrap.
+
+* :mod:`~robustbook.metrics.correlation` — SROCC, PLCC, KROCC, RMSE (+ VQEG logistic fit)
+* :mod:`~robustbook.metrics.image` — PSNR
+* :mod:`~robustbook.metrics.robust` — robust accuracy the AutoAttack way
+* :mod:`~robustbook.metrics.bootstrap` — paired bootstrap of ΔSROCC (BiRQA, appendix C.5)
+"""
+from __future__ import annotations
+
+from robustbook.metrics.bootstrap import BootstrapResult, paired_bootstrap_srocc
+from robustbook.metrics.correlation import (
+    LogisticFit,
+    iqa_report,
+    krocc,
+    logistic4,
+    logistic_fit,
+    plcc,
+    rmse,
+    srocc,
+)
+from robustbook.metrics.image import psnr
+from robustbook.metrics.robust import RobustReport, accuracy_on_correct, robust_accuracy
+
+__all__ = [
+    "srocc",
+    "plcc",
+    "krocc",
+    "rmse",
+    "logistic4",
+    "logistic_fit",
+    "LogisticFit",
+    "iqa_report",
+    "psnr",
+    "robust_accuracy",
+    "accuracy_on_correct",
+    "RobustReport",
+    "paired_bootstrap_srocc",
+    "BootstrapResult",
+]

@@ -1,0 +1,30 @@
+"""Where the book's folders are: the book sources, run folders and the weight cache."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from robustbook.data.root import repo_root
+
+
+def project_root() -> Path:
+    """The repository root, or the working directory for a non-editable install."""
+    return repo_root() or Path.cwd()
+
+
+def book_dir() -> Path:
+    """``book/`` of the repository (override: ``ROBUSTBOOK_BOOK_DIR``)."""
+    env = os.environ.get("ROBUSTBOOK_BOOK_DIR")
+    return Path(env).resolve() if env else project_root() / "book"
+
+
+def runs_dir() -> Path:
+    """Where run folders go by default (override: ``ROBUSTBOOK_RUNS``)."""
+    env = os.environ.get("ROBUSTBOOK_RUNS")
+    return Path(env).resolve() if env else project_root() / "runs"
+
+
+def cache_dir() -> Path:
+    """Cached trained weights, keyed by their parameters (override: ``ROBUSTBOOK_CACHE``)."""
+    env = os.environ.get("ROBUSTBOOK_CACHE")
+    return Path(env).resolve() if env else runs_dir() / ".cache"

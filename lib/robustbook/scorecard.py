@@ -1,0 +1,125 @@
+"""The reproduction scorecard: the source's claims against our numbers, computed.
+
+A chapter declares each claim of its source next to the ``metrics.json`` key
+that answers it::
+
+    claims = [
+        Claim("Table 1, PGD 4/255: SROCC collapses", "tab1.pgd4.srocc",
+              paper=0.05, tol=0.1, direction=("<", "tab1.clean.srocc")),
+        Claim("ST Norm beats AT at 2/255", "fig4.stnorm.srocc", direction=(">", "fig4.at.srocc")),
+    ]
+    scorecard(claims, run.metrics, run.profile)
+
+Verdicts (never typed by hand):
+
+* **reproduced** — our value is within ``tol`` of the paper's (judged only at the
+  profiles in ``value_profiles``, by default ``full``: a quick run on bundled data
+  cannot reproduce a number measured on LIVE), or, for a claim with only a
+  direction, the direction holds;
+* **direction only** — the value is not reproduced (or not judged at this profile)
+  but the stated direction holds;
+* **not reproduced** — neither;
+* **not run at this profile** — the key is absent from the metrics (or the claim
+  is numeric only and this profile does not judge values).
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+VERDICTS = ("reproduced", "direction only", "not reproduced", "not run at this profile")
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a source: a table cell or a sentence.
+
+    Args:
+        claim: what the source says, with where (``"Table I, LIVE, ST Norm-A SROCC"``).
+        key: dotted key of ``metrics.json`` holding our number.
+        paper: the source's number (``None`` for a sentence without one).
+        tol: absolute tolerance for "reproduced".
+        direction: ``(op, other)`` with op in ``< <= > >=`` and other a number or a
+            dotted metrics key: the claim's direction, e.g. ``(">", "resnet.srocc")``.
+        value_profiles: profiles at which ``paper ± tol`` is judged.
+    """
+
+    claim: str
+    key: str
+    paper: float | str | None = None
+    tol: float | None = None
+    direction: tuple[str, float | str] | None = None
+    value_profiles: tuple[str, ...] = ("full",)
+
+    def __post_init__(self) -> None:
+        if self.direction is not None and self.direction[0] not in _OPS:
+            raise ValueError(f"direction operator {self.direction[0]!r} not in {list(_OPS)}")
+        if self.tol is not None and not isinstance(self.paper, (int, float)):
+            raise ValueError(f"claim {self.claim!r}: tol needs a numeric paper value")
+        if self.tol is None and self.direction is None:
+            raise ValueError(f"claim {self.claim!r} needs tol (a value to match) or direction (or both)")
+
+
+def lookup(metrics: Mapping[str, Any], key: str) -> Any:
+    node: Any = metrics
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def judge(claim: Claim, metrics: Mapping[str, Any], profile: str) -> tuple[Any, str]:
+    """Return (our value, verdict) for one claim."""
+    ours = lookup(metrics, claim.key)
+    if ours is None or (isinstance(ours, float) and math.isnan(ours)):
+        return None, VERDICTS[3]
+    value_ok = None
+    if claim.tol is not None and profile in claim.value_profiles:
+        value_ok = abs(float(ours) - float(claim.paper)) <= claim.tol
+    direction_ok = None
+    if claim.direction is not None:
+        op, other = claim.direction
+        other_v = lookup(metrics, other) if isinstance(other, str) else other
+        if other_v is None:
+            return ours, VERDICTS[3]
+        direction_ok = bool(_OPS[op](float(ours), float(other_v)))
+    if value_ok:
+        return ours, VERDICTS[0]
+    if direction_ok is True:
+        return ours, VERDICTS[0] if claim.tol is None else VERDICTS[1]
+    if value_ok is None and direction_ok is None:
+        return ours, VERDICTS[3]
+    return ours, VERDICTS[2]
+
+
+def scorecard(claims: Sequence[Claim], metrics: Mapping[str, Any], profile: str):
+    """The scorecard as a pandas DataFrame (claim, paper, ours, profile, verdict)."""
+    import pandas as pd
+
+    rows = []
+    for c in claims:
+        ours, verdict = judge(c, metrics, profile)
+        expect = ""
+        if c.direction is not None:
+            op, other = c.direction
+            expect = f"{op} {other}"
+        rows.append({"claim": c.claim, "paper": c.paper if c.paper is not None else "",
+                     "expected": expect, "ours": _fmt(ours), "profile": profile, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def summary(table) -> dict[str, int]:
+    """Counts of each verdict (for ``metrics.json``)."""
+    return {v: int((table["verdict"] == v).sum()) for v in VERDICTS}
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
