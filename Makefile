@@ -21,7 +21,7 @@ book: setup
 	$(PY) -m robustbook book --profile quick
 
 test: setup
-	$(PY) -m pytest -n 2 --durations=15
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 list: setup
 	$(PY) -m robustbook list

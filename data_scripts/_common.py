@@ -41,7 +41,7 @@ class ArchiveSpec:
 
 
 def resolve_dirs(data_root: str | os.PathLike | None, archive_dir: str | os.PathLike | None) -> tuple[Path, Path]:
-    """The data root (see :func:`robustbook.data.root.data_root`) and the archive folder (default ``<root>/archives``)."""
+    """The data root (see :func:`robustbook.data.root.data_root`) and the archive folder (``<root>/archives``)."""
     root = _data_root(data_root)
     archives = Path(archive_dir).expanduser().resolve() if archive_dir else root / ARCHIVE_SUBDIR
     return root, archives

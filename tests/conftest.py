@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# make test runs two xdist workers with OMP_NUM_THREADS=1 each; 2 threads per worker on 2 cores thrash
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 
 class TinyCNN(nn.Module):

@@ -16,7 +16,6 @@ import sys
 import zipfile
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import pytest
 from PIL import Image

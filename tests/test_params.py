@@ -67,3 +67,18 @@ def test_bad_chapter_yml(tmp_path):
     yml.write_text("name: c\ntitle: C\nnotebook: c.ipynb\nparams:\n  n: {type: int, min: 2, default: 1}\n")
     with pytest.raises(ParameterError, match="below its minimum"):
         load_chapter(yml)
+
+
+def test_parameters_cell_declares_exactly_the_chapter_parameters(chapters):
+    import ast
+
+    import nbformat
+
+    for spec in chapters.values():
+        nb = nbformat.read(spec.notebook, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert "parameters" in code[0].metadata.get("tags", []), f"{spec.name}: first code cell is not tagged"
+        names = [t.id for node in ast.parse(code[0].source).body if isinstance(node, ast.Assign) for t in node.targets]
+        assert names[:2] == ["profile", "run_dir"], f"{spec.name}: parameters cell must start with profile, run_dir"
+        assert sorted(names[2:]) == sorted(spec.params), f"{spec.name}: parameters cell and chapter.yml differ"
+        assert all(c.get("outputs", []) == [] for c in code), f"{spec.name}: commit notebooks without outputs"

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -286,7 +287,8 @@ def test_callbacks_and_batch_scheduler_and_eval_fn():
     seen = []
 
     def eval_fn(model, loader):
-        return {"robust_loss": run_epoch(model, loader, CE, attack=_fgsm(0.1), progress=False)["loss"]}
+        robust = run_epoch(model, loader, CE, attack=_fgsm(0.1), progress=False)["loss"]
+        return {"robust_loss": robust, "np_metric": np.float32(0.5), "tensor_metric": torch.tensor(2.0)}
 
     torch.manual_seed(0)
     loader = _linear_problem()
@@ -300,6 +302,11 @@ def test_callbacks_and_batch_scheduler_and_eval_fn():
     assert seen == [1, 2]
     assert len(steps) == 1 + 2 * len(loader)  # one at construction, then one per batch
     assert "robust_loss" in hist.last and "eval_loss" not in hist.last
+    assert (hist.last["np_metric"], hist.last["tensor_metric"]) == (0.5, 2.0)
+    assert all(type(v) in (int, float) for v in hist.last.values())
+    with pytest.raises(ValueError, match="reserved"):
+        fit(nn.Linear(4, 2), loader, loss_fn=CE, epochs=1, seed=0, optimizer=_sgd, eval_fn=lambda m, ld: {"lr": 1.0},
+            device="cpu", progress=False)
     assert json.loads(json.dumps(hist.as_dict()))["epochs"][0]["epoch"] == 1
 
 
@@ -345,6 +352,23 @@ def test_history_api():
 # --------------------------------------------------------------------------- DistributedDataParallel
 
 
+def _run_with_timeout(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run ``cmd``; on timeout stop it (SIGTERM, which torchrun passes on to its workers, then SIGKILL)."""
+    proc = subprocess.Popen(cmd, env=_subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # torchrun forwards SIGTERM to its workers, which live in other process groups
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        pytest.fail(f"{cmd[0]} timed out after {timeout} s\n{out[-3000:]}\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def test_helpers_outside_torchrun(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("RANK", raising=False)
@@ -354,8 +378,8 @@ def test_helpers_outside_torchrun(monkeypatch):
 def test_torchrun_two_processes_train_in_lockstep(tmp_path):
     if not Path(TORCHRUN).exists():
         pytest.skip("torchrun not installed beside this Python")
-    proc = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", str(SCRIPTS / "ddp_fit.py"),
-                           str(tmp_path)], env=_subprocess_env(), capture_output=True, text=True, timeout=180)
+    proc = _run_with_timeout([TORCHRUN, "--standalone", "--nproc_per_node", "2", str(SCRIPTS / "ddp_fit.py"),
+                               str(tmp_path)], timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
@@ -373,3 +397,17 @@ def test_torchrun_two_processes_train_in_lockstep(tmp_path):
     assert losses[-1] < losses[0]
     assert (tmp_path / "main_rank0.txt").read_text().startswith("True")
     assert (tmp_path / "main_rank1.txt").read_text().startswith("False")
+    assert [set(r) >= {"accuracy", "train_loss"} for r in h0["epochs"]] == [True] * 4
+    # collect=True on a sharded loader: every rank gets all predictions, in dataset order, padding removed
+    ds = toy.Blobs(21, seed=2)
+    model = toy.make_model().eval()
+    model.load_state_dict(w0)
+    for r in (0, 1):
+        got = torch.load(tmp_path / f"collect_rank{r}.pt", weights_only=True)
+        assert torch.equal(got["target"], ds.y)
+        assert torch.allclose(got["pred"], model(ds.x).detach(), atol=1e-6)
+        assert got["n"] == 22  # DistributedSampler pads 21 samples to 2 × 11
+    # a second fit in the same torchrun process re-created the process group and trained in lockstep
+    f0 = torch.load(tmp_path / "finetuned_rank0.pt", weights_only=True)
+    assert _states_equal(f0, torch.load(tmp_path / "finetuned_rank1.pt", weights_only=True))
+    assert not _states_equal(f0, w0)

@@ -93,6 +93,25 @@ def _distributed_active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+_groups_created = 0
+
+
+def _init_process_group(backend: str) -> None:
+    """``init_process_group`` from torchrun's environment, under a fresh key prefix every time.
+
+    fit destroys the group it created, and PyTorch cannot re-create a default
+    group on the same rendezvous store (its keys restart from the same names
+    and the second init hangs: pytorch/pytorch#55967, #114585). A per-process
+    counter, equal on every rank as long as every rank calls fit alike, gives
+    each group its own keys, so a script may call fit several times.
+    """
+    global _groups_created
+    _groups_created += 1
+    store, r, n = next(dist.rendezvous("env://"))
+    store = dist.PrefixStore(f"robustbook.train/{_groups_created}", store)
+    dist.init_process_group(backend=backend, store=store, rank=r, world_size=n)
+
+
 def _collective_device() -> torch.device:
     """Tensors given to collectives must live where the backend expects them."""
     if dist.get_backend() == "nccl":
@@ -264,8 +283,10 @@ def _frozen(model: nn.Module) -> Iterator[None]:
 
 def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise TypeError("the loader must yield (x, y) pairs; got "
-                        f"{type(batch).__name__}{'' if not isinstance(batch, (tuple, list)) else f' of length {len(batch)}'}")
+        got = f"a {type(batch).__name__}"
+        if isinstance(batch, (tuple, list)):
+            got += f" of length {len(batch)}"
+        raise TypeError(f"the loader must yield (x, y) pairs; got {got}")
     x, y = batch
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError(f"the loader must yield tensors (x, y); got ({type(x).__name__}, {type(y).__name__})")
@@ -664,7 +685,8 @@ def fit(
       model and runs on every process.
     * ``seed``: :func:`seed_everything` is called first; the shuffling of epoch
       ``e`` depends only on ``(seed, e)`` when the loader comes from
-      :func:`make_loader`.
+      :func:`make_loader`. The model's *initial* weights were drawn before fit
+      was called: call ``seed_everything(seed)`` before building the model too.
     * ``checkpoint_dir``: after every epoch ``last.pt`` is written atomically
       (model, optimizer, scheduler, AMP scaler, epoch, history, every
       process's RNG state, ``seed`` and ``config``) plus ``history.json``. If
@@ -715,7 +737,7 @@ def fit(
             raise RuntimeError(f"WORLD_SIZE={ws} but this PyTorch build has no torch.distributed")
         if torch.cuda.is_available():
             torch.cuda.set_device(_local_rank())
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        _init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         created_group = True
     try:
         dev = default_device(device)
@@ -836,9 +858,10 @@ def _fit(model: nn.Module, train_loader: Iterable, *, loss_fn: LossFn, epochs: i
 
 def _evaluate(model: nn.Module, eval_loader: Iterable | None, eval_fn: Any, loss_fn: LossFn, dev: torch.device,
               use_amp: bool, progress: bool, epoch: int) -> dict[str, Any]:
+    if eval_loader is not None:
+        _set_epoch(eval_loader, epoch)
     if eval_fn is None:
         assert eval_loader is not None
-        _set_epoch(eval_loader, epoch)
         res = run_epoch(model, eval_loader, loss_fn, device=dev, amp=use_amp, progress=progress,
                         desc=f"eval {epoch + 1}")
         return {"eval_loss": res["loss"]}
@@ -850,9 +873,9 @@ def _evaluate(model: nn.Module, eval_loader: Iterable | None, eval_fn: Any, loss
         raise ValueError(f"eval_fn returned reserved key(s) {clash}; rename them (reserved: {sorted(_RESERVED)})")
     metrics: dict[str, Any] = {}
     for k, v in out.items():
-        if isinstance(v, torch.Tensor):
+        if isinstance(v, (torch.Tensor, np.ndarray, np.generic)) and np.size(v) == 1:
             v = v.item()
-        if not isinstance(k, str) or not isinstance(v, (int, float)):
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)):
             raise TypeError(f"eval_fn must return str -> number; got {k!r}: {type(v).__name__}")
         metrics[k] = float(v)
     return metrics

@@ -1,5 +1,23 @@
-"""Models of the book. Every model takes images in [0, 1]; normalisation is inside."""
-from robustbook.models.iqa import SmallIQANet
-from robustbook.models.normalize import Normalize
+"""Models of the book. Every model takes images in [0, 1]; normalisation is inside.
 
-__all__ = ["SmallIQANet", "Normalize"]
+* chapter 0: :class:`SmallIQANet`
+* ST Norm (source 000): :class:`STNorm`, :func:`swap_batchnorm`, :class:`LWTA`,
+  :class:`FeatureDenoise`, :func:`resnet_iqa`
+* neural ODEs (source 003, ch. 3): :class:`ODEBlock`, :func:`odenet`, :class:`NonLocalBlock`,
+  :class:`RandomResizePad`
+"""
+from robustbook.models.feature_denoise import FeatureDenoise, add_feature_denoise
+from robustbook.models.input_randomization import RandomResizePad, Randomized
+from robustbook.models.iqa import SmallIQANet
+from robustbook.models.lwta import LWTA, swap_relu_for_lwta
+from robustbook.models.nonlocal_block import NonLocalBlock
+from robustbook.models.normalize import Normalize
+from robustbook.models.odenet import (BasicBlockDynamics, CNNNet, ConcatConv2d, ConvDynamics, ODEBlock, ODENet,
+                                      ResidualBlock, odenet)
+from robustbook.models.resnet_iqa import ResNetIQA, TinyResNet, resnet_iqa
+from robustbook.models.stnorm import STNorm, stnorm_modules, straight_through_stnorm, swap_batchnorm
+
+__all__ = ["SmallIQANet", "Normalize", "STNorm", "swap_batchnorm", "stnorm_modules", "straight_through_stnorm",
+           "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise", "ResNetIQA", "TinyResNet",
+           "resnet_iqa", "ODEBlock", "ODENet", "CNNNet", "ConvDynamics", "ConcatConv2d", "BasicBlockDynamics",
+           "ResidualBlock", "odenet", "NonLocalBlock", "RandomResizePad", "Randomized"]

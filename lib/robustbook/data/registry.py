@@ -1,0 +1,59 @@
+"""The data set registry: every data set the book knows, and how to get it.
+
+``prepare(name)`` returns the folder of a prepared data set: bundled sets are
+built on the spot; real ones must have been prepared once by their script in
+``data_scripts/`` (the error says which command to run).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from robustbook.data.manifest import read_dataset
+from robustbook.data.root import data_root
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    tier: str            # "bundled" or "real"
+    task: str
+    description: str
+    script: str | None = None   # data_scripts/<script> for real sets
+    build: Callable[..., Path] | None = None
+
+
+def _bundled_iqa(**kw: Any) -> Path:
+    from robustbook.data.bundled import bundled_iqa
+
+    return bundled_iqa(**kw)
+
+
+REGISTRY: dict[str, Entry] = {
+    e.name: e for e in [
+        Entry("bundled-iqa", "bundled", "nr-iqa",
+              "crops of scikit-image's photographs under 5 distortions x 5 levels; proxy (SSIM) labels",
+              build=_bundled_iqa),
+        Entry("koniq10k", "real", "nr-iqa", "KonIQ-10k, 10,073 in-the-wild images with MOS (Hosu et al. 2020)",
+              script="koniq10k.py"),
+        Entry("kadid10k", "real", "fr-iqa", "KADID-10k, 81 references x 25 distortions x 5 levels (Lin et al. 2019)",
+              script="kadid10k.py"),
+    ]
+}
+
+
+def prepare(name: str, root: str | Path | None = None, **kw: Any) -> Path:
+    """The folder of data set ``name``, ready to read with :func:`robustbook.data.read_dataset`."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; valid: {sorted(REGISTRY)}")
+    entry = REGISTRY[name]
+    if entry.build is not None:
+        return entry.build(root=root, **kw)
+    folder = data_root(root) / name
+    if not (folder / "manifest.csv").is_file():
+        raise FileNotFoundError(
+            f"data set {name!r} is not prepared under {folder.parent}. Run once: "
+            f"python data_scripts/{entry.script} --data-root {folder.parent}  (see data_scripts/README.md)")
+    read_dataset(folder, check_files=False)
+    return folder
