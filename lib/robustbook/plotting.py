@@ -26,7 +26,8 @@ def show_images(ax_row, images, titles=None) -> None:
         a = im.detach().cpu().numpy() if hasattr(im, "detach") else np.asarray(im)
         if a.ndim == 3 and a.shape[0] in (1, 3):
             a = a.transpose(1, 2, 0)
-        ax.imshow(np.clip(a.squeeze(), 0, 1), cmap="gray" if a.squeeze().ndim == 2 else None)
+        ax.imshow(np.clip(a.squeeze(), 0, 1), cmap="gray" if a.squeeze().ndim == 2 else None,
+                  interpolation="nearest")  # sharp pixels, and PNGs that compress
         ax.set_axis_off()
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)

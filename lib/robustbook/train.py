@@ -873,7 +873,8 @@ def _evaluate(model: nn.Module, eval_loader: Iterable | None, eval_fn: Any, loss
         raise ValueError(f"eval_fn returned reserved key(s) {clash}; rename them (reserved: {sorted(_RESERVED)})")
     metrics: dict[str, Any] = {}
     for k, v in out.items():
-        if isinstance(v, (torch.Tensor, np.ndarray, np.generic)) and np.size(v) == 1:
+        if (isinstance(v, torch.Tensor) and v.numel() == 1) or (isinstance(v, (np.ndarray, np.generic))
+                                                               and v.size == 1):
             v = v.item()
         if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)):
             raise TypeError(f"eval_fn must return str -> number; got {k!r}: {type(v).__name__}")

@@ -14,6 +14,7 @@ _EXPORTS = {
     "data_root": "root",
     "REGISTRY": "registry", "prepare": "registry",
     "ManifestDataset": "tensors", "load_split": "tensors", "normalise_score": "tensors",
+    "FlipRotateDataset": "tensors",
     "procedural10": "procedural", "digits": "digits",
 }
 

@@ -71,3 +71,28 @@ def load_split(folder: str | Path, split: str, *, size: int | None = None, limit
     x = torch.stack([it[0] for it in items])
     y = torch.stack([it[1] for it in items])
     return x, y, [ds.samples[int(i)] for i in idx]
+
+
+class FlipRotateDataset(Dataset):
+    """``(x[i], y[i])`` under a random element of the dihedral group (flips and 90° turns).
+
+    Flipping or turning an image changes neither its distortions nor its quality, so
+    this is a label-preserving augmentation for quality models. Randomness comes
+    from torch's global generator, which :func:`robustbook.train.fit` seeds and
+    checkpoints, so augmented training stays reproducible and resumable.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+        if x.dim() != 4 or x.shape[-1] != x.shape[-2]:
+            raise ValueError(f"x must be square images (N, C, S, S), got {tuple(x.shape)}")
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        k, flip = torch.randint(0, 4, ()).item(), torch.randint(0, 2, ()).item()
+        img = torch.rot90(self.x[i], k, dims=(-2, -1))
+        return (img.flip(-1) if flip else img), self.y[i]
