@@ -171,7 +171,10 @@ def build_book(profile: str = "quick", output: Path | None = None, *, strict: bo
             execute(spec, profile, params, out, force=True)
         shutil.copy(out / spec.notebook.name, stage / src.relative_to(root))
     html_root = output or root
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(stage), "--path-output", str(html_root)]
+    jb = Path(sys.executable).parent / "jupyter-book"
+    if not jb.is_file():
+        raise RunFailed(f"jupyter-book is not installed beside {sys.executable}; run `make setup`")
+    cmd = [str(jb), "build", str(stage), "--path-output", str(html_root)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     print("[robustbook] " + " ".join(cmd), flush=True)
