@@ -39,6 +39,16 @@ REGISTRY: dict[str, Entry] = {
               script="koniq10k.py"),
         Entry("kadid10k", "real", "fr-iqa", "KADID-10k, 81 references x 25 distortions x 5 levels (Lin et al. 2019)",
               script="kadid10k.py"),
+        Entry("mnist", "real", "classification",
+              "MNIST, 60,000 + 10,000 greyscale 28x28 handwritten digits (LeCun et al. 1998)", script="mnist.py"),
+        Entry("svhn", "real", "classification",
+              "SVHN cropped digits, 73,257 + 26,032 colour 32x32 house numbers (Netzer et al. 2011)",
+              script="svhn.py"),
+        Entry("cifar10", "real", "classification",
+              "CIFAR-10, 50,000 + 10,000 colour 32x32 images of 10 classes (Krizhevsky 2009)", script="cifar10.py"),
+        Entry("imgnet10", "real", "classification",
+              "ImgNet10 (source 003, Table 3.6): 10 ImageNet synsets of 3 wnids, 3,000 + 300 images per class "
+              "from the ImageNet training split, 128x128; built from a copy you provide", script="imgnet10.py"),
     ]
 }
 
