@@ -4,17 +4,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test run list lab bench clean
+.PHONY: setup book test run list lab bench clean lock
 
 setup: $(STAMP)
 
-# The environment is rebuilt when pyproject.toml changes. torch==2.14.1 and torchvision==0.29.1
-# are pinned in pyproject.toml (pip takes them from a local wheel cache where one is configured).
-$(STAMP): pyproject.toml
+# The environment is rebuilt when pyproject.toml or constraints.txt changes. constraints.txt pins
+# every package to the versions the suite was last run with (reproducible, and no resolver
+# backtracking into ancient source releases); `make lock` refreshes it from a working .venv.
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 2; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev]" -c constraints.txt
 	@touch $(STAMP)
 
 book: setup
@@ -38,3 +39,6 @@ bench: setup
 
 clean:
 	rm -rf _build
+
+lock: setup
+	$(PY) -m pip freeze --exclude-editable | grep -v "^-e" > constraints.txt

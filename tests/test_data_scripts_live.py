@@ -353,3 +353,15 @@ def test_cli_help(capsys: pytest.CaptureFixture) -> None:
         assert ex.value.code == 0
         out = capsys.readouterr().out
         assert all(opt in out for opt in ("--data-root", "--archive-dir", "--seed", "--force", "--extracted", extra))
+
+
+def test_registry_names_the_scripts(tmp_path: Path) -> None:
+    from robustbook.data.registry import REGISTRY, prepare
+
+    assert REGISTRY["live"].task == "fr-iqa" and (SCRIPTS / REGISTRY["live"].script).is_file()
+    assert REGISTRY["livec"].task == "nr-iqa" and (SCRIPTS / REGISTRY["livec"].script).is_file()
+    with pytest.raises(FileNotFoundError, match=r"data_scripts/livec.py"):
+        prepare("livec", root=tmp_path)
+    make_livec(tmp_path / "archives")
+    livec.prepare(data_root=tmp_path, download_fn=_no_download)
+    assert prepare("livec", root=tmp_path) == tmp_path / "livec"
