@@ -6,6 +6,7 @@ Each chapter folder ``book/<name>/`` holds ``chapter.yml``::
     title: Attacking an image quality model
     notebook: attacks.ipynb
     timeout: {smoke: 300, quick: 1800, full: 36000}   # seconds per cell
+    draft: false     # true: work in progress, runnable by hand but kept out of _toc.yml and the tests
     params:
       epochs:
         type: int            # int, float, str, bool, list[int], list[float], list[str]
@@ -97,6 +98,7 @@ class ChapterSpec:
     notebook: Path
     params: dict[str, ParamSpec]
     timeout: dict[str, int] = field(default_factory=dict)
+    draft: bool = False
 
     def resolve(self, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The full parameter set of a run: the profile's values with ``overrides`` applied."""
@@ -165,7 +167,7 @@ def load_chapter(yml: Path) -> ChapterSpec:
     if isinstance(timeout, int):
         timeout = {pr: timeout for pr in PROFILES}
     return ChapterSpec(name=raw["name"], title=raw["title"], folder=yml.parent, notebook=notebook,
-                       params=params, timeout=dict(timeout))
+                       params=params, timeout=dict(timeout), draft=bool(raw.get("draft", False)))
 
 
 def discover(book_dir: Path) -> dict[str, ChapterSpec]:

@@ -189,7 +189,7 @@ def build_book(profile: str = "quick", output: Path | None = None, *, strict: bo
 # -- command line -----------------------------------------------------------------------
 def cmd_list(chapters: dict[str, ChapterSpec]) -> None:
     for spec in chapters.values():
-        print(f"{spec.name}: {spec.title}  ({_display(spec.notebook)})")
+        print(f"{spec.name}: {spec.title}  ({_display(spec.notebook)}){'  [draft]' if spec.draft else ''}")
         width = max((len(n) for n in spec.params), default=4)
         print(f"  {'parameter':<{width}}  {'type':<11}  " + "  ".join(f"{p:<14}" for p in PROFILES) + "  help")
         for p in spec.params.values():
