@@ -85,6 +85,52 @@ def _live_table() -> list[tuple[str, str, str, float, int]]:
     return rows
 
 
+def _zipcrypto(path: Path, members: dict[str, bytes], password: bytes) -> None:
+    """Write a stored zip encrypted with legacy ZipCrypto (PKWARE APPNOTE 6.1), which zipfile can read but not write."""
+    import struct
+    import zlib
+
+    table = [0] * 256
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table[i] = c
+
+    def crc(v: int, b: int) -> int:
+        return (v >> 8) ^ table[(v ^ b) & 0xFF]
+
+    def encrypt(data: bytes) -> bytes:
+        k = [0x12345678, 0x23456789, 0x34567890]
+
+        def update(b: int) -> None:
+            k[0] = crc(k[0], b)
+            k[1] = ((k[1] + (k[0] & 0xFF)) * 134775813 + 1) & 0xFFFFFFFF
+            k[2] = crc(k[2], k[1] >> 24)
+
+        for b in password:
+            update(b)
+        out = bytearray()
+        for b in data:
+            t = (k[2] | 2) & 0xFFFF
+            out.append(b ^ (((t * (t ^ 1)) >> 8) & 0xFF))
+            update(b)
+        return bytes(out)
+
+    blob, central = bytearray(), bytearray()
+    for name, data in members.items():
+        c32 = zlib.crc32(data) & 0xFFFFFFFF
+        payload = encrypt(bytes(range(11)) + bytes([c32 >> 24]) + data)
+        raw = name.encode()
+        offset = len(blob)
+        blob += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 1, 0, 0, 0x21, c32, len(payload), len(data), len(raw), 0)
+        blob += raw + payload
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 1, 0, 0, 0x21, c32, len(payload), len(data),
+                               len(raw), 0, 0, 0, 0, 0, offset) + raw
+    eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(blob), 0)
+    path.write_bytes(bytes(blob + central + eocd))
+
+
 def make_live(archives: Path, *, top: str = "databaserelease2/", drop: str | None = None,
               bad_count: bool = False, realigned: bool = True, password: bytes | None = None) -> Path:
     """databaserelease2.zip as published: refimgs/, five distortion folders, dmos.mat, refnames_all.mat."""
@@ -109,20 +155,12 @@ def make_live(archives: Path, *, top: str = "databaserelease2/", drop: str | Non
     if drop:
         members.pop(f"{top}{drop}")
     arc = archives / "databaserelease2.zip"
+    if password is not None:
+        _zipcrypto(arc, members, password)
+        return arc
     with zipfile.ZipFile(arc, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data)
-    if password is not None:  # zipfile cannot write encrypted archives: set the flag bit by hand
-        raw = bytearray(arc.read_bytes())
-        with zipfile.ZipFile(arc) as zf:
-            offsets = [i.header_offset for i in zf.infolist()]
-        for off in offsets:                                       # local headers: flag at +6
-            raw[off + 6] |= 1
-        pos = raw.find(b"PK\x01\x02")
-        while pos != -1:                                          # central directory: flag at +8
-            raw[pos + 8] |= 1
-            pos = raw.find(b"PK\x01\x02", pos + 4)
-        arc.write_bytes(bytes(raw))
     return arc
 
 
@@ -220,6 +258,19 @@ def test_live_errors_leave_nothing(tmp_path: Path, breakage: str, error: type, m
         live.prepare(data_root=tmp_path, download_fn=_no_download)
     assert not (tmp_path / "live").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".live")] == []
+
+
+def test_live_encrypted_archive_with_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    arc = make_live(tmp_path / "archives", password=b"s3cret")
+    with zipfile.ZipFile(arc) as zf:                          # the fixture really is encrypted
+        assert all(i.flag_bits & 1 for i in zf.infolist())
+        assert zf.read("databaserelease2/dmos.mat", pwd=b"s3cret")[:6] == b"MATLAB"
+    with pytest.raises(ArchiveError, match="Check the password"):
+        live.prepare(data_root=tmp_path, download_fn=_no_download, password="wrong")
+    assert not (tmp_path / "live").exists()
+    monkeypatch.setenv(live.PASSWORD_ENV, "s3cret")
+    samples, _ = read_dataset(live.prepare(data_root=tmp_path, download_fn=_no_download))
+    assert len(samples) == sum(1 for r in _live_table() if not r[4])
 
 
 def test_live_download_fn_gets_official_url(tmp_path: Path) -> None:
