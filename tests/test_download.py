@@ -73,8 +73,8 @@ class _Server:
                 if srv.cut_after is not None:
                     chunk, srv.cut_after = chunk[:srv.cut_after], None
                     self.close_connection = True
+                srv.bytes_sent += len(chunk)  # counted before writing: the client may finish first
                 self.wfile.write(chunk)
-                srv.bytes_sent += len(chunk)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
