@@ -8,14 +8,12 @@ downloading.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from PIL import Image
@@ -23,15 +21,7 @@ from PIL import Image
 from robustbook.data.download import ArchiveError, NetworkUnavailable, read_sidecar
 from robustbook.data.manifest import read_dataset
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "data_scripts"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"data_script_{name}", SCRIPTS / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.data_script_loading import SCRIPTS, load_script as _load, no_download as _no_download
 
 
 koniq = _load("koniq10k")
@@ -39,8 +29,6 @@ kadid = _load("kadid10k")
 LabelFileError = sys.modules["_common"].LabelFileError
 
 
-def _no_download(url: str, dest: Path, **kw: object) -> Path:
-    raise AssertionError(f"download must not be called (asked for {url})")
 
 
 def _image_bytes(fmt: str, seed: int) -> bytes:

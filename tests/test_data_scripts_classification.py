@@ -8,14 +8,12 @@ the result back with the book's loaders.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import io
 import pickle
 import struct
 import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -25,15 +23,7 @@ from robustbook.data.classification import ChecksumError, class_names, load_clas
 from robustbook.data.download import ArchiveError
 from robustbook.data.manifest import read_dataset
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "data_scripts"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"data_script_{name}", SCRIPTS / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.data_script_loading import SCRIPTS, load_script as _load, no_download as _no_download
 
 
 mnist = _load("mnist")
@@ -42,8 +32,6 @@ cifar = _load("cifar10")
 imgnet = _load("imgnet10")
 
 
-def _no_download(url: str, dest: Path, **kw: object) -> Path:
-    raise AssertionError(f"download must not be called (asked for {url})")
 
 
 def _leftovers(root: Path, name: str) -> list[str]:

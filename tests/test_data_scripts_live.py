@@ -7,13 +7,11 @@ variable names and shapes), places it in the archive folder and runs
 """
 from __future__ import annotations
 
-import importlib.util
 import io
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -24,15 +22,7 @@ from robustbook.data.download import ArchiveError, read_sidecar
 from robustbook.data.manifest import read_dataset
 from robustbook.data.tensors import ManifestDataset
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "data_scripts"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"data_script_{name}", SCRIPTS / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.data_script_loading import SCRIPTS, load_script as _load, no_download as _no_download
 
 
 live = _load("live")
@@ -40,8 +30,6 @@ livec = _load("livec")
 LabelFileError = sys.modules["_common"].LabelFileError
 
 
-def _no_download(url: str, dest: Path, **kw: object) -> Path:
-    raise AssertionError(f"download must not be called (asked for {url})")
 
 
 def _bmp(seed: int) -> bytes:
