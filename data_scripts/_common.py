@@ -56,6 +56,23 @@ def is_complete(folder: Path) -> bool:
     return True
 
 
+def output_folder(name: str, data_root: str | os.PathLike | None, archive_dir: str | os.PathLike | None,
+                  force: bool) -> tuple[Path, Path, bool]:
+    """``(out, archives, keep)``: the data set folder ``<root>/<name>``, the archive folder, and
+    whether a complete data set is already there and is to be left alone (``force`` rebuilds)."""
+    root, archives = resolve_dirs(data_root, archive_dir)
+    out = root / name
+    keep = not force and is_complete(out)
+    if keep:
+        print(f"{out} is already complete; pass --force to rebuild it", file=sys.stderr)
+    return out, archives, keep
+
+
+def split_counts(samples: Sequence, splits: Sequence[str] = ("train", "val", "test")) -> dict[str, int]:
+    """How many samples each split holds (for the closing line of a script)."""
+    return {sp: sum(s.split == sp for s in samples) for sp in splits}
+
+
 def fetch_archive(spec: ArchiveSpec, archive_dir: Path, download_fn: DownloadFn) -> Path:
     """Return ``archive_dir/spec.filename``, verified; download it first when it is not there.
 
@@ -148,6 +165,13 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def archive_main(description: str, prepare: Callable[..., Path], argv: Sequence[str] | None) -> int:
+    """The command line of a script whose ``prepare`` takes only the options of :func:`base_parser`
+    (``--seed`` is accepted and ignored: the data set has an official split)."""
+    args = base_parser(description).parse_args(argv)
+    return run(lambda: prepare(data_root=args.data_root, archive_dir=args.archive_dir, force=args.force))
+
+
 def run(prepare: Callable[[], Path]) -> int:
     """Run ``prepare`` for the command line: a plain message and exit code 1 on expected failures."""
     try:
@@ -162,6 +186,7 @@ def run(prepare: Callable[[], Path]) -> int:
     return 0
 
 
-__all__ = ["ARCHIVE_SUBDIR", "ArchiveSpec", "LabelFileError", "resolve_dirs", "is_complete", "fetch_archive",
+__all__ = ["ARCHIVE_SUBDIR", "ArchiveSpec", "LabelFileError", "resolve_dirs", "is_complete", "output_folder",
+           "split_counts", "fetch_archive",
            "archive_digest", "find_folder_prefix", "find_file_prefix", "read_label_csv", "parse_score",
-           "base_parser", "run"]
+           "base_parser", "archive_main", "run"]

@@ -38,8 +38,8 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, archive_digest, base_parser, fetch_archive,  # noqa: E402
-                     find_folder_prefix, is_complete, resolve_dirs, run)
+from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, fetch_archive,  # noqa: E402
+                     find_folder_prefix, output_folder, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
@@ -111,10 +111,8 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
     ``check_official=False`` skips the official MD5 check and ``expected_counts=None``
     the image counts (tests run on a tiny archive in the official layout).
     """
-    root, archives = resolve_dirs(data_root, archive_dir)
-    out = root / NAME
-    if not force and is_complete(out):
-        print(f"{out} is already complete; pass --force to rebuild it", file=sys.stderr)
+    out, archives, keep = output_folder(NAME, data_root, archive_dir, force)
+    if keep:
         return out
     archive = fetch_archive(ARCHIVE, archives, download_fn or download)
     if check_official:
@@ -147,16 +145,14 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
             source="CIFAR-10 (Krizhevsky 2009), https://www.cs.toronto.edu/~kriz/cifar.html",
             notes="Official train (data_batch_1..5, 50,000) / test (test_batch, 10,000) split. score = label.",
             extra={"archives": {archive.name: archive_digest(archive, ARCHIVE)}, "md5_checked": check_official})
-    counts = {sp: sum(s.split == sp for s in samples) for sp in ("train", "test")}
+    counts = split_counts(samples, ("train", "test"))
     print(f"{NAME}: {len(samples)} images, split {counts}", file=sys.stderr)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = base_parser("Download, verify and index CIFAR-10 into <data root>/cifar10/.")
-    args = parser.parse_args(argv)
-    return run(lambda: prepare(data_root=args.data_root, archive_dir=args.archive_dir, force=args.force))
+    return archive_main("Download, verify and index CIFAR-10 into <data root>/cifar10/.", prepare, argv)
 
 
 if __name__ == "__main__":

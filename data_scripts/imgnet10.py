@@ -36,7 +36,7 @@ from PIL import Image
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import base_parser, is_complete, resolve_dirs, run  # noqa: E402
+from _common import base_parser, output_folder, run, split_counts  # noqa: E402
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import write_classification  # noqa: E402
@@ -107,10 +107,8 @@ def prepare(imagenet_dir: str | os.PathLike, data_root: str | os.PathLike | None
     for label, v in (("n_train", n_train), ("n_test", n_test), ("size", size)):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{label} must be a positive int, got {v!r}")
-    root, _ = resolve_dirs(data_root, None)
-    out = root / NAME
-    if not force and is_complete(out):
-        print(f"{out} is already complete; pass --force to rebuild it", file=sys.stderr)
+    out, _, keep = output_folder(NAME, data_root, None, force)
+    if keep:
         return out
     chosen = select(train_folder(imagenet_dir), n_train, n_test, seed)
     total = sum(len(v) for v in chosen.values())
@@ -134,7 +132,7 @@ def prepare(imagenet_dir: str | os.PathLike, data_root: str | os.PathLike | None
                    "score = class index (order of extra.classes)."),
             extra={"wnids": {k: list(v) for k, v in CLASSES.items()}, "seed": seed, "size": size,
                    "per_class": {"train": n_train, "test": n_test}})
-    counts = {sp: sum(s.split == sp for s in samples) for sp in ("train", "test")}
+    counts = split_counts(samples, ("train", "test"))
     print(f"{NAME}: {len(samples)} images, split {counts}", file=sys.stderr)
     return out
 

@@ -34,8 +34,8 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or l
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (ArchiveSpec, DownloadFn, LabelFileError, archive_digest, base_parser,  # noqa: E402
-                     fetch_archive, find_file_prefix, is_complete, parse_score, read_label_csv, resolve_dirs,
-                     run)
+                     fetch_archive, find_file_prefix, output_folder, parse_score, read_label_csv, run,
+                     split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import ArchiveError, download, extract  # noqa: E402
@@ -71,10 +71,8 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
     :func:`robustbook.data.download.download`; it is called only when
     ``kadid10k.zip`` is not yet in ``archive_dir``.
     """
-    root, archives = resolve_dirs(data_root, archive_dir)
-    out = root / NAME
-    if not force and is_complete(out):
-        print(f"{out} is already complete; pass --force to rebuild it", file=sys.stderr)
+    out, archives, keep = output_folder(NAME, data_root, archive_dir, force)
+    if keep:
         return out
     archive = fetch_archive(ARCHIVE, archives, download_fn or download)
     prefix = find_file_prefix(archive, LABEL_FILE)
@@ -98,7 +96,7 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
                    "label_file": LABEL_FILE, "distortion_names": DISTORTION_NAMES,
                    "archives": {archive.name: archive_digest(archive, ARCHIVE)}})
         write_dataset(tmp, samples, meta)
-    counts = {sp: sum(s.split == sp for s in samples) for sp in ("train", "val", "test")}
+    counts = split_counts(samples)
     print(f"{NAME}: {len(samples)} distorted images of {len({s.ref_id for s in samples})} references, "
           f"split {counts}", file=sys.stderr)
     return out

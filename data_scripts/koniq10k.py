@@ -36,8 +36,8 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or l
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (ArchiveSpec, DownloadFn, LabelFileError, archive_digest, base_parser,  # noqa: E402
-                     fetch_archive, find_folder_prefix, find_file_prefix, is_complete, parse_score,
-                     read_label_csv, resolve_dirs, run)
+                     fetch_archive, find_file_prefix, find_folder_prefix, output_folder, parse_score,
+                     read_label_csv, run, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import DownloadError, download, extract  # noqa: E402
@@ -68,10 +68,8 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
     yet in ``archive_dir``. ``official_split=False`` skips the official split
     and uses the seeded 6:2:2 one.
     """
-    root, archives = resolve_dirs(data_root, archive_dir)
-    out = root / NAME
-    if not force and is_complete(out):
-        print(f"{out} is already complete; pass --force to rebuild it", file=sys.stderr)
+    out, archives, keep = output_folder(NAME, data_root, archive_dir, force)
+    if keep:
         return out
     fetch = download_fn or download
     images_zip = fetch_archive(IMAGES, archives, fetch)
@@ -95,7 +93,7 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
                    "archives": {p.name: archive_digest(p, s) for p, s in ((images_zip, IMAGES),
                                                                           (scores_zip, SCORES))}})
         write_dataset(tmp, samples, meta)
-    counts = {sp: sum(s.split == sp for s in samples) for sp in ("train", "val", "test")}
+    counts = split_counts(samples)
     print(f"{NAME}: {len(samples)} images, split {counts} ({split_note})", file=sys.stderr)
     return out
 

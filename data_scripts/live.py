@@ -65,7 +65,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or l
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (ArchiveSpec, DownloadFn, LabelFileError, archive_digest, base_parser,  # noqa: E402
-                     fetch_archive, find_file_prefix, is_complete, resolve_dirs, run)
+                     fetch_archive, find_file_prefix, output_folder, run, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import ArchiveError, download, extract  # noqa: E402
@@ -100,10 +100,8 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
     ``password`` (default ``$ROBUSTBOOK_LIVE_PASSWORD``) opens an encrypted archive;
     ``extracted`` is a folder holding the already unzipped release (the folder of ``dmos.mat``).
     """
-    root, archives = resolve_dirs(data_root, archive_dir)
-    out = root / NAME
-    if not force and is_complete(out):
-        print(f"{out} is already complete; pass --force to rebuild it", file=sys.stderr)
+    out, archives, keep = output_folder(NAME, data_root, archive_dir, force)
+    if keep:
         return out
     password = password if password is not None else os.environ.get(PASSWORD_ENV) or None
     archive: Path | None = None
@@ -146,7 +144,7 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
                    "archives": ({archive.name: archive_digest(archive, ARCHIVE)} if archive is not None
                                 else {"extracted": str(extracted)})})
         write_dataset(tmp, samples, meta)
-    counts = {sp: sum(s.split == sp for s in samples) for sp in ("train", "val", "test")}
+    counts = split_counts(samples)
     print(f"{NAME}: {len(samples)} distorted images of {len({s.ref_id for s in samples})} references, "
           f"split {counts}", file=sys.stderr)
     return out

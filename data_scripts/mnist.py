@@ -42,8 +42,8 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, archive_digest, base_parser, fetch_archive, is_complete,  # noqa: E402
-                     resolve_dirs, run)
+from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, fetch_archive,  # noqa: E402
+                     output_folder, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
@@ -103,10 +103,8 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
     ``check_official=False`` skips the official MD5 check and ``expected_counts=None`` the
     60,000/10,000 count check (tests run on tiny archives in the official format).
     """
-    root, archives = resolve_dirs(data_root, archive_dir)
-    out = root / NAME
-    if not force and is_complete(out):
-        print(f"{out} is already complete; pass --force to rebuild it", file=sys.stderr)
+    out, archives, keep = output_folder(NAME, data_root, archive_dir, force)
+    if keep:
         return out
     fetch = download_fn or download
     paths = {key: fetch_archive(spec, archives, fetch) for key, spec in FILES.items()}
@@ -138,16 +136,14 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
             notes="Official train (60,000) / test (10,000) split; no validation split. score = digit label.",
             extra={"archives": {p.name: archive_digest(p, FILES[k]) for k, p in paths.items()},
                    "md5_checked": check_official})
-    counts = {sp: sum(s.split == sp for s in samples) for sp in ("train", "test")}
+    counts = split_counts(samples, ("train", "test"))
     print(f"{NAME}: {len(samples)} images, split {counts}", file=sys.stderr)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = base_parser("Download, verify and index MNIST into <data root>/mnist/.")
-    args = parser.parse_args(argv)
-    return run(lambda: prepare(data_root=args.data_root, archive_dir=args.archive_dir, force=args.force))
+    return archive_main("Download, verify and index MNIST into <data root>/mnist/.", prepare, argv)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, archive_digest, base_parser, fetch_archive, is_complete,  # noqa: E402
-                     resolve_dirs, run)
+from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, fetch_archive,  # noqa: E402
+                     output_folder, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
@@ -86,10 +86,8 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
     ``check_official=False`` skips the official MD5 check and ``expected_counts=None``
     the image counts (tests run on tiny files in the official format).
     """
-    root, archives = resolve_dirs(data_root, archive_dir)
-    out = root / NAME
-    if not force and is_complete(out):
-        print(f"{out} is already complete; pass --force to rebuild it", file=sys.stderr)
+    out, archives, keep = output_folder(NAME, data_root, archive_dir, force)
+    if keep:
         return out
     fetch = download_fn or download
     paths = {split: fetch_archive(spec, archives, fetch) for split, spec in FILES.items()}
@@ -118,16 +116,14 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
                    "score = digit label (the files' label 10 is stored as 0)."),
             extra={"archives": {p.name: archive_digest(p, FILES[k]) for k, p in paths.items()},
                    "md5_checked": check_official})
-    counts = {sp: sum(s.split == sp for s in samples) for sp in ("train", "test")}
+    counts = split_counts(samples, ("train", "test"))
     print(f"{NAME}: {len(samples)} images, split {counts}", file=sys.stderr)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = base_parser("Download, verify and index SVHN (cropped digits) into <data root>/svhn/.")
-    args = parser.parse_args(argv)
-    return run(lambda: prepare(data_root=args.data_root, archive_dir=args.archive_dir, force=args.force))
+    return archive_main("Download, verify and index SVHN (cropped digits) into <data root>/svhn/.", prepare, argv)
 
 
 if __name__ == "__main__":

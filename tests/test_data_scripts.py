@@ -57,24 +57,28 @@ KONIQ_IDS = [826373, 10004473376, 10007357496, 10007903636, 100117038, 100123980
 
 
 def _koniq_mos(i: int) -> float:
-    return round(1.2 + 0.37 * i, 4)
+    return round(1.2 + (0.37 * i) % 3.7, 4)
 
 
-def make_koniq(archives: Path, *, header: list[str] = KONIQ_HEADER, with_sets: bool = False) -> None:
-    """koniq10k_1024x768.zip (1024x768/<id>.jpg) and koniq10k_scores_and_distributions.zip, as published."""
+def make_koniq(archives: Path, *, header: list[str] = KONIQ_HEADER, with_sets: bool = False,
+               ids: list[int] = KONIQ_IDS) -> None:
+    """koniq10k_1024x768.zip (1024x768/<id>.jpg) and koniq10k_scores_and_distributions.zip, as published.
+
+    The official sets file (``with_sets``) puts 60 % of ``ids`` in training, 20 % in validation, 20 % in test."""
     archives.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archives / "koniq10k_1024x768.zip", "w") as zf:
-        for i, ident in enumerate(KONIQ_IDS):
+        for i, ident in enumerate(ids):
             zf.writestr(f"1024x768/{ident}.jpg", _image_bytes("JPEG", i))
     rows = [[f"{ident}.jpg", 0, 0.1, 0.5, 0.3, 0.1, 100, _koniq_mos(i), 0.55, 20 + 6 * i][:len(header)]
-            for i, ident in enumerate(KONIQ_IDS)]
+            for i, ident in enumerate(ids)]
     with zipfile.ZipFile(archives / "koniq10k_scores_and_distributions.zip", "w") as zf:
         zf.writestr("koniq10k_scores_and_distributions.csv", _csv_text(header, rows, quote_all=True))
     if with_sets:
-        sets = ["training"] * 6 + ["validation"] * 2 + ["test"] * 2
+        n_train, n_val = round(0.6 * len(ids)), round(0.2 * len(ids))
+        sets = ["training"] * n_train + ["validation"] * n_val + ["test"] * (len(ids) - n_train - n_val)
         (archives / "koniq10k_distributions_sets.csv").write_text(_csv_text(
             ["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD", "set"],
-            [[f"{ident}.jpg", 0, 0.1, 0.5, 0.3, 0.1, 100, 55.5, 0.5, s] for ident, s in zip(KONIQ_IDS, sets)]))
+            [[f"{ident}.jpg", 0, 0.1, 0.5, 0.3, 0.1, 100, 55.5, 0.5, s] for ident, s in zip(ids, sets)]))
 
 
 def _check_disjoint(samples: list) -> None:

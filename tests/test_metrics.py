@@ -563,3 +563,19 @@ def test_bootstrap_errors():
 def test_public_api():
     for name in metrics.__all__:
         assert hasattr(metrics, name), name
+
+
+def test_logistic_fit_is_quiet_and_converges_on_badly_scaled_scores():
+    """Weakly trained models give predictions of any scale and sign; the fit must neither spill
+    overflow warnings nor fall back to a line (the old unstandardised fit did both in this battery)."""
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        n = int(rng.integers(8, 300))
+        target = rng.uniform(0, 100, n)
+        pred = (rng.normal(size=n) * 10 ** rng.uniform(-6, 4)
+                + rng.choice([-1, 0, 1]) * target * 10 ** rng.uniform(-6, 2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fit = logistic_fit(pred, target)
+        assert fit.method == "logistic"
+        assert rmse(pred, target, logistic=True) <= np.std(target) + 1e-9

@@ -13,7 +13,7 @@ from robustbook.analysis.ode_flows import (estimate_lipschitz_dynamics, gronwall
 from robustbook.attacks import EOT, fgsm
 from robustbook.losses import steady_state_loss, with_steady_state
 from robustbook.models.input_randomization import RandomResizePad, Randomized
-from robustbook.models.nonlocal_block import NonLocalBlock
+from robustbook.models.feature_denoise import FeatureDenoise
 from robustbook.models.odenet import (CNNNet, ConcatConv2d, ConvDynamics, ODEBlock, ODENet, ResidualBlock,
                                       fixed_grid, odenet)
 
@@ -295,24 +295,24 @@ def test_nonlocal_block_is_identity_at_init_and_computes_the_dot_product_mean() 
     torch.manual_seed(0)
     x = _z(2, 6, 5, 4, dtype=torch.float32)
     for embed in (False, True):
-        block = NonLocalBlock(6, embed=embed)
+        block = FeatureDenoise(6, "dot", embed=embed)
         assert torch.equal(block(x), x)
         flat = x.flatten(2)
         theta = block.theta(x).flatten(2) if embed else flat
         phi = block.phi(x).flatten(2) if embed else flat
         w = torch.einsum("bki,bkj->bij", theta, phi) / flat.shape[-1]  # (θ(x_i)·φ(x_j)) / N
         brute = torch.einsum("bij,bcj->bci", w, flat).view_as(x)
-        torch.testing.assert_close(block.nonlocal_mean(x), brute, atol=1e-5, rtol=1e-5)
-        nn.init.normal_(block.out.weight)
+        torch.testing.assert_close(block.nonlocal_means(x), brute, atol=1e-5, rtol=1e-5)
+        nn.init.normal_(block.conv.weight)
         assert not torch.allclose(block(x), x)
-    assert sum(p.numel() for p in NonLocalBlock(6).parameters()) == 6 * 6 + 6
+    assert sum(p.numel() for p in FeatureDenoise(6, "dot").parameters()) == 6 * 6
 
 
 @pytest.mark.parametrize("position", ["classifier", "features"])
 def test_denoise_option_starts_as_identity(position: str) -> None:
     torch.manual_seed(0)
     net = odenet("mnist", "tisode", width=8, denoise=True, denoise_position=position)
-    assert isinstance(net.denoise, NonLocalBlock)
+    assert isinstance(net.denoise, FeatureDenoise) and net.denoise.mode == "dot"
     x = torch.rand(2, 1, 12, 12)
     with_block = net(x)
     net.denoise = nn.Identity()

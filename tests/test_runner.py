@@ -102,3 +102,17 @@ def test_notebook_validates_parameters_injected_by_papermill(tmp_path):
     assert record["metrics"]["n"] == 3 and record["profile"] == "smoke" and record["params"] == {"n": 3}
     for key in ("versions", "device", "wall_time_s", "seed"):
         assert key in record
+
+
+def test_staged_notebook_folds_parameter_cells(tmp_path):
+    from robustbook.run import stage_notebook
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("profile = 'quick'", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_markdown_cell("# Title")]
+    nbformat.write(nb, tmp_path / "run.ipynb")
+    stage_notebook(tmp_path / "run.ipynb", tmp_path / "staged.ipynb")
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(tmp_path / "staged.ipynb", as_version=4).cells]
+    assert tags == [["parameters", "hide-cell"], ["injected-parameters", "hide-cell"], [], []]

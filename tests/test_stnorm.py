@@ -374,3 +374,14 @@ def test_resnet_iqa_features_and_validation():
                 {"stages": ["layer3"]}):
         with pytest.raises(ValueError):
             resnet_iqa(**bad)
+
+
+def test_tiny_resnet_stem_stride_sets_the_map_sizes():
+    x = torch.rand(1, 3, 32, 32)
+    for stride, side in ((2, 16), (1, 32)):
+        model = resnet_iqa("tiny", width=4, stem_stride=stride)
+        assert model.features(x, "layer1").shape[-1] == side
+    with pytest.raises(ValueError, match="stem_stride must be 1 or 2"):
+        TinyResNet(4, stem_stride=3)
+    with pytest.raises(ValueError, match="applies to arch='tiny' only"):
+        resnet_iqa("resnet18", stem_stride=1)

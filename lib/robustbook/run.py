@@ -140,6 +140,26 @@ def toc_notebooks(root: Path) -> list[Path]:
     return [Path(f) for f in files]
 
 
+#: Cells the rendered page folds away (a "show" toggle keeps them one click from the reader).
+FOLDED_TAGS = ("parameters", "injected-parameters")
+
+
+def stage_notebook(executed: Path, dest: Path) -> None:
+    """Copy an executed chapter into the book's staging folder, folding its parameter cells.
+
+    The parameters cell and papermill's injected cell matter to someone re-running the
+    chapter, not to someone reading it: Jupyter Book's ``hide-cell`` tag folds them.
+    """
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if any(t in tags for t in FOLDED_TAGS) and "hide-cell" not in tags:
+            cell.setdefault("metadata", {})["tags"] = [*tags, "hide-cell"]
+    nbformat.write(nb, dest)
+
+
 def build_book(profile: str = "quick", output: Path | None = None, *, strict: bool = True) -> Path:
     """Execute (or reuse) every chapter in ``_toc.yml`` at ``profile`` and render HTML."""
     root = project_root()
@@ -169,7 +189,7 @@ def build_book(profile: str = "quick", output: Path | None = None, *, strict: bo
             print(f"[robustbook] {spec.name}: reusing {_display(out)} (unchanged)", flush=True)
         else:
             execute(spec, profile, params, out, force=True)
-        shutil.copy(out / spec.notebook.name, stage / src.relative_to(root))
+        stage_notebook(out / spec.notebook.name, stage / src.relative_to(root))
     html_root = output or root
     jb = Path(sys.executable).parent / "jupyter-book"
     if not jb.is_file():

@@ -204,20 +204,28 @@ class LogisticFit:
 def logistic_fit(pred: Any, target: Any, *, maxfev: int = 20000) -> LogisticFit:
     """Fit :func:`logistic4` from ``pred`` to ``target`` by least squares (VQEG).
 
-    ``scipy.optimize.curve_fit`` starts from ``b1 = max(target)``,
-    ``b2 = min(target)``, ``b3 = mean(pred)``, ``b4 = std(pred)`` (1 if 0).
+    The fit runs on standardised predictions and targets (z-scores), where
+    ``scipy.optimize.curve_fit`` starts from ``b1 = max``, ``b2 = min``, ``b3 = 0``,
+    ``b4 = 1``; the parameters are mapped back to the original units. Standardising
+    keeps the problem well conditioned whatever the scale of the scores (raw
+    network outputs can be tiny or huge). If the fit still fails, a least-squares
+    line is used instead (``method="linear"``) and a warning says so.
     Returns a callable :class:`LogisticFit`.
     """
     a, b = check_scores(pred, target)
     if np.ptp(a) == 0:
         return LogisticFit(np.nan, np.nan, np.nan, np.nan, method="constant", intercept=float(b.mean()))
-    std = float(a.std())
-    p0 = [float(b.max()), float(b.min()), float(a.mean()), std if std > 0 else 1.0]
+    ma, sa = float(a.mean()), float(a.std())
+    mb, sb = float(b.mean()), float(b.std())
+    za, zb = (a - ma) / sa, (b - mb) / sb
+    p0 = [float(zb.max()), float(zb.min()), 0.0, 1.0]
     try:
-        with warnings.catch_warnings():
-            # "Covariance of the parameters could not be estimated": irrelevant, we use the fit only.
+        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # "Covariance of the parameters could not be estimated" and overflows inside MINPACK while it
+            # explores: irrelevant, the result is checked below.
             warnings.simplefilter("ignore", optimize.OptimizeWarning)
-            params, _ = optimize.curve_fit(logistic4, a, b, p0=p0, jac=_logistic4_jacobian, maxfev=maxfev)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            params, _ = optimize.curve_fit(logistic4, za, zb, p0=p0, jac=_logistic4_jacobian, maxfev=maxfev)
         if not np.all(np.isfinite(params)):
             raise RuntimeError("non-finite parameters")
     except RuntimeError as exc:
@@ -228,8 +236,8 @@ def logistic_fit(pred: Any, target: Any, *, maxfev: int = 20000) -> LogisticFit:
         )
         slope, intercept = np.polyfit(a, b, 1)
         return LogisticFit(np.nan, np.nan, np.nan, np.nan, method="linear", slope=float(slope), intercept=float(intercept))
-    b1, b2, b3, b4 = (float(p) for p in params)
-    return LogisticFit(b1, b2, b3, abs(b4))
+    z1, z2, z3, z4 = (float(p) for p in params)
+    return LogisticFit(mb + sb * z1, mb + sb * z2, ma + sa * z3, sa * abs(z4))
 
 
 def iqa_report(pred: Any, target: Any) -> dict[str, float]:

@@ -3,14 +3,13 @@
 * chapter 0: :class:`SmallIQANet`
 * ST Norm (source 000): :class:`STNorm`, :func:`swap_batchnorm`, :class:`LWTA`,
   :class:`FeatureDenoise`, :func:`resnet_iqa`
-* neural ODEs (source 003, ch. 3): :class:`ODEBlock`, :func:`odenet`, :class:`NonLocalBlock`,
+* neural ODEs (source 003, ch. 3): :class:`ODEBlock`, :func:`odenet`, :class:`FeatureDenoise` (``mode="dot"``),
   :class:`RandomResizePad`
 """
 from robustbook.models.feature_denoise import FeatureDenoise, add_feature_denoise
 from robustbook.models.input_randomization import RandomResizePad, Randomized
 from robustbook.models.iqa import SmallIQANet
 from robustbook.models.lwta import LWTA, swap_relu_for_lwta
-from robustbook.models.nonlocal_block import NonLocalBlock
 from robustbook.models.normalize import Normalize
 from robustbook.models.odenet import (BasicBlockDynamics, CNNNet, ConcatConv2d, ConvDynamics, ODEBlock, ODENet,
                                       ResidualBlock, odenet)
@@ -20,4 +19,4 @@ from robustbook.models.stnorm import STNorm, stnorm_modules, straight_through_st
 __all__ = ["SmallIQANet", "Normalize", "STNorm", "swap_batchnorm", "stnorm_modules", "straight_through_stnorm",
            "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise", "ResNetIQA", "TinyResNet",
            "resnet_iqa", "ODEBlock", "ODENet", "CNNNet", "ConvDynamics", "ConcatConv2d", "BasicBlockDynamics",
-           "ResidualBlock", "odenet", "NonLocalBlock", "RandomResizePad", "Randomized"]
+           "ResidualBlock", "odenet", "RandomResizePad", "Randomized"]

@@ -13,8 +13,12 @@ over all positions ``i, j`` of the map. Two choices of ``f`` (Xie et al., sec. 4
   ``f(x_i, x_j) / C = softmax_j(θ(x_i)ᵀ φ(x_j) / √d)``, with θ, φ 1×1 convolutions to
   ``d = C/2`` channels (``embed=True``, the embedded Gaussian of Xie et al.'s best
   model) or the identity (``embed=False``, plain ``softmax_j(x_iᵀ x_j / √C)``).
-* ``mode="dot"`` — "dot product": ``f(x_i, x_j) = x_iᵀ x_j`` without embedding,
-  normalised by the number of positions ``N = H·W`` (no softmax).
+* ``mode="dot"`` — "dot product": ``f(x_i, x_j) = θ(x_i)ᵀ φ(x_j)`` normalised by the
+  number of positions ``N = H·W`` (no softmax); without embedding (``embed=False``,
+  the default for this mode) θ = φ = identity. It is computed as ``(g φᵀ) θ / N``
+  (a ``C × C'`` matrix first), exact and ``O(N·C·C')`` instead of ``O(N²·C)``.
+  Source 003 (Table 3.4, "FDn") uses this block "added to the head of the
+  fully-connected classifier" (§3.4.3).
 
 The 1×1 convolution is zero-initialised, so the block starts as the identity and
 inserting it into a trained network changes nothing until it is trained. (Xie et
@@ -43,20 +47,21 @@ class FeatureDenoise(nn.Module):
     Args:
         channels: ``C``.
         mode: ``"gaussian"`` (softmax over positions) or ``"dot"`` (dot product / N).
-        embed: for ``mode="gaussian"``, use learned 1×1 θ/φ embeddings to ``C // 2``
-            channels (default) rather than the raw features. Ignored for ``"dot"``.
+        embed: use learned 1×1 θ/φ embeddings to ``C // 2`` channels rather than the
+            raw features; ``None`` (default) = True for ``"gaussian"`` (Xie et al.'s
+            best model), False for ``"dot"``.
         bn: follow the 1×1 convolution by a BatchNorm with γ = 0 (Xie et al.'s code)
             instead of zero-initialising the convolution.
     """
 
-    def __init__(self, channels: int, mode: str = "gaussian", *, embed: bool = True, bn: bool = False) -> None:
+    def __init__(self, channels: int, mode: str = "gaussian", *, embed: bool | None = None, bn: bool = False) -> None:
         super().__init__()
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.channels, self.mode = channels, mode
-        self.embed = bool(embed) and mode == "gaussian"
+        self.embed = (mode == "gaussian") if embed is None else bool(embed)
         if self.embed:
             d = max(1, channels // 2)
             self.theta = nn.Conv2d(channels, d, 1, bias=False)
@@ -75,13 +80,13 @@ class FeatureDenoise(nn.Module):
         """The non-local means ``NLM(x)`` (before the 1×1 convolution and residual)."""
         n, c, h, w = x.shape
         g = x.flatten(2)                                   # (N, C, HW)
-        if self.mode == "dot":
-            f = torch.bmm(g.transpose(1, 2), g) / (h * w)  # (N, HW, HW): x_iᵀ x_j / N
-        else:
-            theta = (self.theta(x) if self.embed else x).flatten(2)
-            phi = (self.phi(x) if self.embed else x).flatten(2)
-            logits = torch.bmm(theta.transpose(1, 2), phi) / math.sqrt(theta.shape[1])
-            f = torch.softmax(logits, dim=2)               # rows i sum to 1 over j
+        theta = (self.theta(x) if self.embed else x).flatten(2)   # (N, C', HW)
+        phi = (self.phi(x) if self.embed else x).flatten(2)       # (N, C', HW)
+        if self.mode == "dot":                             # out_i = (1/HW) Σ_j (θ_i·φ_j) x_j = (g φᵀ / HW) θ_i
+            m = torch.bmm(g, phi.transpose(1, 2)) / (h * w)          # (N, C, C')
+            return torch.bmm(m, theta).view(n, c, h, w)
+        logits = torch.bmm(theta.transpose(1, 2), phi) / math.sqrt(theta.shape[1])
+        f = torch.softmax(logits, dim=2)                   # rows i sum to 1 over j
         return torch.bmm(g, f.transpose(1, 2)).view(n, c, h, w)  # out_i = Σ_j f_ij x_j
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

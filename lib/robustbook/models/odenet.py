@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
-from robustbook.models.nonlocal_block import NonLocalBlock
+from robustbook.models.feature_denoise import FeatureDenoise
 from robustbook.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 
 __all__ = [
@@ -480,7 +480,7 @@ def odenet(dataset: str = "mnist", kind: str = "ode", width: int | None = None, 
             ``shared_resnet`` it sets the number of blocks.
         t1: terminal time ``T`` (1 in the thesis).
         method, adjoint: passed to :class:`ODEBlock`.
-        denoise: add a dot-product :class:`NonLocalBlock` (FDn, Table 3.4).
+        denoise: add a dot-product :class:`FeatureDenoise` block (FDn, Table 3.4).
         denoise_position: ``"classifier"`` (the thesis, §3.4.3) or ``"features"``.
         normalize: True for the data set's :data:`DATASET_STATS`, False for none
             (e.g. digits already in [0, 1]), or an explicit ``(mean, std)``.
@@ -518,7 +518,7 @@ def odenet(dataset: str = "mnist", kind: str = "ode", width: int | None = None, 
 
     features = _feature_extractor(dataset, in_channels, width, groups)
     classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
-    denoise_block = NonLocalBlock(width) if denoise else None
+    denoise_block = FeatureDenoise(width, "dot") if denoise else None
     common = dict(normalize=norm_layer, denoise=denoise_block, denoise_position=denoise_position)
     if kind in ("ode", "tisode"):
         g = _rm_function(dataset, width, kind == "tisode", groups)

@@ -37,21 +37,25 @@ class TinyResNet(nn.Module):
     """A torchvision-compatible ResNet with one BasicBlock per stage and base width ``width``.
 
     Stage widths ``width·(1, 2, 4, 8)``, strides ``(1, 2, 2, 2)``. For small images
-    the stem is a 3×3 convolution with stride 2 and ``maxpool`` is the identity, so
-    a 32-px input gives 16/8/4/2-px maps in ``layer1 … layer4`` (64 px: 32/16/8/4).
+    the stem is a 3×3 convolution with stride ``stem_stride`` (default 2) and
+    ``maxpool`` is the identity, so a 32-px input gives 16/8/4/2-px maps in
+    ``layer1 … layer4`` (64 px: 32/16/8/4; ``stem_stride=1`` doubles each side).
     Attribute names (``conv1, bn1, relu, maxpool, layer1 … layer4, avgpool, fc``) and
     initialisation follow :class:`torchvision.models.ResNet`, so the surgery
     functions of this package apply unchanged. ``fc`` is the identity: ``forward``
     returns the pooled ``(N, 8·width)`` features.
     """
 
-    def __init__(self, width: int = 16, layers: tuple[int, int, int, int] = (1, 1, 1, 1)) -> None:
+    def __init__(self, width: int = 16, layers: tuple[int, int, int, int] = (1, 1, 1, 1),
+                 stem_stride: int = 2) -> None:
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive int, got {width!r}")
+        if stem_stride not in (1, 2) or isinstance(stem_stride, bool):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
         if len(layers) != 4 or any((not isinstance(b, int)) or b < 1 for b in layers):
             raise ValueError(f"layers must be four positive ints, got {layers!r}")
-        self.conv1 = nn.Conv2d(3, width, 3, stride=2, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(3, width, 3, stride=stem_stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity()
@@ -125,7 +129,8 @@ class ResNetIQA(nn.Module):
 
 def resnet_iqa(arch: str = "resnet18", *, norm: str = "bn", lam: float = 0.2,
                stages: Iterable[str] | None = None, activation: str = "relu",
-               denoise: bool | Iterable[str] = False, width: int | None = None) -> ResNetIQA:
+               denoise: bool | Iterable[str] = False, width: int | None = None,
+               stem_stride: int | None = None) -> ResNetIQA:
     """Build a ResNet IQA regressor with the paper's variants switched on or off.
 
     Args:
@@ -139,6 +144,8 @@ def resnet_iqa(arch: str = "resnet18", *, norm: str = "bn", lam: float = 0.2,
         denoise: ``True`` for a feature-denoising block after each of ``layer1`` …
             ``layer4`` (Xie et al.), or an iterable of stage names.
         width: base width of ``"tiny"`` (default 16); must be ``None`` for the others.
+        stem_stride: stride of the stem of ``"tiny"`` (default 2; 1 keeps full resolution
+            for 32-px inputs); must be ``None`` for the others.
 
     The surgeries are applied in the order norm → activation → denoise.
     """
@@ -151,11 +158,12 @@ def resnet_iqa(arch: str = "resnet18", *, norm: str = "bn", lam: float = 0.2,
     if norm == "bn" and stages is not None:
         raise ValueError("stages selects where ST Norm goes; pass norm='stnorm' with it")
     if arch == "tiny":
-        trunk: nn.Module = TinyResNet(16 if width is None else width)
+        trunk: nn.Module = TinyResNet(16 if width is None else width, stem_stride=2 if stem_stride is None else stem_stride)
         num_features = trunk.num_features
     else:
-        if width is not None:
-            raise ValueError(f"width applies to arch='tiny' only, got width={width!r} for {arch!r}")
+        for label, value in (("width", width), ("stem_stride", stem_stride)):
+            if value is not None:
+                raise ValueError(f"{label} applies to arch='tiny' only, got {label}={value!r} for {arch!r}")
         trunk = getattr(resnet, arch)(weights=None)
         num_features = trunk.fc.in_features
     model = ResNetIQA(trunk, num_features)
