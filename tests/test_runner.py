@@ -116,3 +116,12 @@ def test_staged_notebook_folds_parameter_cells(tmp_path):
     stage_notebook(tmp_path / "run.ipynb", tmp_path / "staged.ipynb")
     tags = [c.metadata.get("tags", []) for c in nbformat.read(tmp_path / "staged.ipynb", as_version=4).cells]
     assert tags == [["parameters", "hide-cell"], ["injected-parameters", "hide-cell"], [], []]
+
+
+@pytest.mark.parametrize("cfg,text", [({"seed": 3}, "Seed 3. "), ({"seeds": [0, 1, 2]}, "Seeds 0, 1, 2. "),
+                                      ({"width": 4}, "Data: d. Rerun")])
+def test_banner_names_the_seeds(tmp_path, cfg, text):
+    from robustbook.chapter import Config, Run
+
+    note = Run("attacks", "quick", Config(cfg), tmp_path).banner("d").data
+    assert text in note and "n/a" not in note

@@ -84,6 +84,13 @@ class Run:
         self.figures.append(str(path.relative_to(self.dir)))
         return path
 
+    @property
+    def seeds(self) -> list[int]:
+        """The run's seeds: parameter ``seed``, else the list ``seeds``, else none."""
+        if self.cfg.get("seed") is not None:
+            return [int(self.cfg["seed"])]
+        return [int(s) for s in self.cfg.get("seeds") or []]
+
     def banner(self, data: str) -> Any:
         """A Markdown note saying which profile and data produced the page."""
         from IPython.display import Markdown
@@ -94,8 +101,9 @@ class Run:
                      "numbers show the direction of the paper's claims, not its values",
             "full": "the **full** profile: the source's setting",
         }[self.profile]
-        return Markdown(f"```{{note}}\nThis page was produced by {note}. Data: {data}. "
-                        f"Seed {self.cfg.get('seed', 'n/a')}. Rerun it with "
+        seeds = self.seeds
+        seed_note = f"Seed {seeds[0]}. " if len(seeds) == 1 else f"Seeds {', '.join(map(str, seeds))}. " if seeds else ""
+        return Markdown(f"```{{note}}\nThis page was produced by {note}. Data: {data}. {seed_note}Rerun it with "
                         f"`python -m robustbook run {self.chapter} --profile <profile>`.\n```")
 
     def finish(self) -> Path:
@@ -108,7 +116,7 @@ class Run:
             "chapter": self.chapter,
             "profile": self.profile,
             "params": dict(self.cfg),
-            "seed": self.cfg.get("seed"),
+            "seed": self.cfg.get("seed", self.seeds or None),
             "metrics": self.metrics,
             "figures": self.figures,
             "device": str(default_device()),
@@ -137,10 +145,11 @@ def start(chapter: str, namespace: Mapping[str, Any]) -> Run:
         spec.resolve(profile, {k: given[k] for k in sorted(unknown)})
     cfg = Config(spec.resolve(profile, overrides))
     folder = Path(run_dir) if run_dir else runs_dir() / chapter / f"{profile}-{params_hash(profile, cfg)}"
-    if "seed" in cfg:
+    first_seed = cfg.get("seed") if cfg.get("seed") is not None else (cfg.get("seeds") or [None])[0]
+    if first_seed is not None:
         from robustbook.seeding import seed_everything
 
-        seed_everything(cfg["seed"])
+        seed_everything(int(first_seed))
     from robustbook.plotting import use_style
 
     use_style()
