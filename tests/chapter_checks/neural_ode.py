@@ -63,3 +63,11 @@ def check(m: dict) -> None:
     for ds, node in m["mechanism"].items():
         for model, v in node.items():
             assert v["amplification"] > 0, (ds, model, v)
+
+    # attack strength: the step sweep and the black-box check ran at a budget with accuracy left to lose
+    for name in ("ode", "tisode"):
+        s = m["checks"][ds]["strength"][name]
+        steps = sorted((k for k in s if k.startswith("pgd")), key=lambda k: int(k[3:]))
+        assert len(steps) == 3 and 0 < s["eps"], s
+        assert all(0 <= s[k] <= 100 for k in steps + ["square"]), s
+        assert s["more_steps_gain"] == s[steps[1]] - s[steps[2]], s
