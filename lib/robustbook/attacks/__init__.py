@@ -7,11 +7,12 @@ non-differentiable defences); score-based black-box: :func:`square` (the
 gradient-masking check); random: :func:`gaussian_noise`.
 """
 from robustbook.attacks import losses
+from robustbook.attacks._core import input_gradient
 from robustbook.attacks.fgsm import fgsm
 from robustbook.attacks.noise import GaussianAugment, GaussianNoise, gaussian_noise
 from robustbook.attacks.pgd import pgd
 from robustbook.attacks.square import square
 from robustbook.attacks.wrappers import EOT, FixedReference, straight_through
 
-__all__ = ["fgsm", "pgd", "square", "gaussian_noise", "GaussianNoise", "GaussianAugment", "losses", "EOT",
-           "FixedReference", "straight_through"]
+__all__ = ["fgsm", "pgd", "square", "gaussian_noise", "GaussianNoise", "GaussianAugment", "losses", "input_gradient",
+           "EOT", "FixedReference", "straight_through"]
