@@ -218,16 +218,31 @@ def logistic_fit(pred: Any, target: Any, *, maxfev: int = 20000) -> LogisticFit:
     ma, sa = float(a.mean()), float(a.std())
     mb, sb = float(b.mean()), float(b.std())
     za, zb = (a - ma) / sa, (b - mb) / sb
-    p0 = [float(zb.max()), float(zb.min()), 0.0, 1.0]
-    try:
-        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            # "Covariance of the parameters could not be estimated" and overflows inside MINPACK while it
-            # explores: irrelevant, the result is checked below.
-            warnings.simplefilter("ignore", optimize.OptimizeWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            params, _ = optimize.curve_fit(logistic4, za, zb, p0=p0, jac=_logistic4_jacobian, maxfev=maxfev)
+    # Two starts, rising and falling (a model whose predictions anti-correlate with the target needs
+    # the second); the fit with the smaller squared error wins.
+    starts = ([float(zb.max()), float(zb.min()), 0.0, 1.0], [float(zb.min()), float(zb.max()), 0.0, 1.0])
+    best, best_sse, error = None, np.inf, "no start converged"
+    for p0 in starts:
+        try:
+            with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                # "Covariance of the parameters could not be estimated" and overflows inside MINPACK while
+                # it explores: irrelevant, the result is checked below.
+                warnings.simplefilter("ignore", optimize.OptimizeWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                params, _ = optimize.curve_fit(logistic4, za, zb, p0=p0, jac=_logistic4_jacobian, maxfev=maxfev)
+        except RuntimeError as exc:
+            error = str(exc)
+            continue
         if not np.all(np.isfinite(params)):
-            raise RuntimeError("non-finite parameters")
+            error = "non-finite parameters"
+            continue
+        sse = float(np.sum((logistic4(za, *params) - zb) ** 2))
+        if sse < best_sse:
+            best, best_sse = params, sse
+    try:
+        if best is None:
+            raise RuntimeError(error)
+        params = best
     except RuntimeError as exc:
         warnings.warn(
             f"the 4-parameter logistic fit did not converge ({exc}); using a least-squares line instead",
