@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from robustbook.data.download import (ArchiveError, DownloadError, NetworkUnavailable, archive_members,
                                       read_sidecar, verify_file)
@@ -71,6 +71,16 @@ def output_folder(name: str, data_root: str | os.PathLike | None, archive_dir: s
 def split_counts(samples: Sequence, splits: Sequence[str] = ("train", "val", "test")) -> dict[str, int]:
     """How many samples each split holds (for the closing line of a script)."""
     return {sp: sum(s.split == sp for s in samples) for sp in splits}
+
+
+def array_items(data: Mapping[str, tuple[Sequence, Sequence]]) -> Iterator[tuple[str, str, int, Any]]:
+    """``(split, id, label, image)`` for every image of ``{split: (images, labels)}``, ids
+    ``<split>-00000`` (zero-padded to at least five digits), in order: what
+    :func:`robustbook.data.classification.write_classification` takes."""
+    for split, (images, labels) in data.items():
+        width = max(5, len(str(len(labels))))
+        for i in range(len(labels)):
+            yield split, f"{split}-{i:0{width}d}", int(labels[i]), images[i]
 
 
 def fetch_archive(spec: ArchiveSpec, archive_dir: Path, download_fn: DownloadFn) -> Path:
@@ -187,6 +197,6 @@ def run(prepare: Callable[[], Path]) -> int:
 
 
 __all__ = ["ARCHIVE_SUBDIR", "ArchiveSpec", "LabelFileError", "resolve_dirs", "is_complete", "output_folder",
-           "split_counts", "fetch_archive",
+           "split_counts", "array_items", "fetch_archive",
            "archive_digest", "find_folder_prefix", "find_file_prefix", "read_label_csv", "parse_score",
            "base_parser", "archive_main", "run"]

@@ -31,7 +31,7 @@ import pickle
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +39,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or l
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, fetch_archive,  # noqa: E402
-                     find_folder_prefix, output_folder, split_counts)
+                     array_items, find_folder_prefix, output_folder, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
@@ -133,15 +133,8 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
             for sp, (x, _) in data.items():
                 if len(x) != expected_counts[sp]:
                     raise BatchError(f"the {sp} batches hold {len(x)} images, CIFAR-10 has {expected_counts[sp]}")
-
-        def items() -> Iterator[tuple[str, str, int, np.ndarray]]:
-            for sp in ("train", "test"):
-                x, y = data[sp]
-                for i in range(len(y)):
-                    yield sp, f"{sp}-{i:05d}", int(y[i]), x[i]
-
         samples = write_classification(
-            tmp, items(), name=NAME, classes=classes, channels=3,
+            tmp, array_items(data), name=NAME, classes=classes, channels=3,
             source="CIFAR-10 (Krizhevsky 2009), https://www.cs.toronto.edu/~kriz/cifar.html",
             notes="Official train (data_batch_1..5, 50,000) / test (test_batch, 10,000) split. score = label.",
             extra={"archives": {archive.name: archive_digest(archive, ARCHIVE)}, "md5_checked": check_official})

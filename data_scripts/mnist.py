@@ -35,7 +35,6 @@ import os
 import struct
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -43,7 +42,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or l
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, fetch_archive,  # noqa: E402
-                     output_folder, split_counts)
+                     array_items, output_folder, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
@@ -123,15 +122,10 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
         if labels.max(initial=0) > 9:
             raise IDXError(f"{FILES[(split, 'labels')].filename}: label {labels.max()} outside 0..9")
 
-    def items() -> Iterator[tuple[str, str, int, np.ndarray]]:
-        for split in ("train", "test"):
-            width = max(5, len(str(len(arrays[(split, "labels")]))))
-            for i, (img, lab) in enumerate(zip(arrays[(split, "images")], arrays[(split, "labels")])):
-                yield split, f"{split}-{i:0{width}d}", int(lab), img
-
     with atomic_dir(out) as tmp:
         samples = write_classification(
-            tmp, items(), name=NAME, classes=CLASSES, channels=1,
+            tmp, array_items({sp: (arrays[(sp, "images")], arrays[(sp, "labels")]) for sp in ("train", "test")}),
+            name=NAME, classes=CLASSES, channels=1,
             source="MNIST (LeCun et al. 1998), http://yann.lecun.com/exdb/mnist/",
             notes="Official train (60,000) / test (10,000) split; no validation split. score = digit label.",
             extra={"archives": {p.name: archive_digest(p, FILES[k]) for k, p in paths.items()},

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -34,7 +33,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or l
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, fetch_archive,  # noqa: E402
-                     output_folder, split_counts)
+                     array_items, output_folder, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
@@ -101,16 +100,9 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
                 raise MatFileError(f"{FILES[split].filename} holds {len(x)} images, SVHN's {split} set has "
                                    f"{expected_counts[split]}")
 
-    def items() -> Iterator[tuple[str, str, int, np.ndarray]]:
-        for split in ("train", "test"):
-            x, y = data[split]
-            width = max(5, len(str(len(y))))
-            for i in range(len(y)):
-                yield split, f"{split}-{i:0{width}d}", int(y[i]), x[i]
-
     with atomic_dir(out) as tmp:
         samples = write_classification(
-            tmp, items(), name=NAME, classes=CLASSES, channels=3,
+            tmp, array_items({sp: data[sp] for sp in ("train", "test")}), name=NAME, classes=CLASSES, channels=3,
             source="SVHN cropped digits (Netzer et al. 2011), http://ufldl.stanford.edu/housenumbers/",
             notes=("Official train (73,257) / test (26,032) split of format 2 (extra not used); "
                    "score = digit label (the files' label 10 is stored as 0)."),
