@@ -145,15 +145,15 @@ def start(chapter: str, namespace: Mapping[str, Any]) -> Run:
         spec.resolve(profile, {k: given[k] for k in sorted(unknown)})
     cfg = Config(spec.resolve(profile, overrides))
     folder = Path(run_dir) if run_dir else runs_dir() / chapter / f"{profile}-{params_hash(profile, cfg)}"
-    first_seed = cfg.get("seed") if cfg.get("seed") is not None else (cfg.get("seeds") or [None])[0]
-    if first_seed is not None:
+    run = Run(chapter, profile, cfg, folder)
+    if run.seeds:
         from robustbook.seeding import seed_everything
 
-        seed_everything(int(first_seed))
+        seed_everything(run.seeds[0])
     from robustbook.plotting import use_style
 
     use_style()
-    return Run(chapter, profile, cfg, folder)
+    return run
 
 
 def package_versions() -> dict[str, str]:

@@ -239,19 +239,15 @@ def logistic_fit(pred: Any, target: Any, *, maxfev: int = 20000) -> LogisticFit:
         sse = float(np.sum((logistic4(za, *params) - zb) ** 2))
         if sse < best_sse:
             best, best_sse = params, sse
-    try:
-        if best is None:
-            raise RuntimeError(error)
-        params = best
-    except RuntimeError as exc:
+    if best is None:
         warnings.warn(
-            f"the 4-parameter logistic fit did not converge ({exc}); using a least-squares line instead",
+            f"the 4-parameter logistic fit did not converge ({error}); using a least-squares line instead",
             RuntimeWarning,
             stacklevel=2,
         )
         slope, intercept = np.polyfit(a, b, 1)
         return LogisticFit(np.nan, np.nan, np.nan, np.nan, method="linear", slope=float(slope), intercept=float(intercept))
-    z1, z2, z3, z4 = (float(p) for p in params)
+    z1, z2, z3, z4 = (float(p) for p in best)
     return LogisticFit(mb + sb * z1, mb + sb * z2, ma + sa * z3, sa * abs(z4))
 
 
