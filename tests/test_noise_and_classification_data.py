@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustbook.attacks.noise import GaussianAugment, GaussianNoise, gaussian_noise
+from robustbook.attacks import GaussianAugment, GaussianNoise, gaussian_noise
 from robustbook.data.classification import (ChecksumError, class_names, load_classification, verify_md5,
                                             write_classification)
 from robustbook.data.download import DownloadError

@@ -1,18 +1,28 @@
 """Attacks: the inner maximisation ``max_{δ∈Δ} ℓ(h(x+δ), y)`` in pixel space [0, 1].
 
 Defined in chapter 0 ("Attacking an image quality model"); every later chapter
-reuses them with its own loss, model and threat model. White-box: :func:`fgsm`,
-:func:`pgd` (with :class:`EOT` and :func:`straight_through` for randomised and
-non-differentiable defences); score-based black-box: :func:`square` (the
-gradient-masking check); random: :func:`gaussian_noise`.
+reuses them with its own loss, model and threat model.
+
+* Plain functions, every setting an argument (what a reader studies): white-box
+  :func:`fgsm`, :func:`pgd` (restarts), :func:`apgd`; score-based black-box :func:`square`
+  (the gradient-masking check); random :func:`gaussian_noise`, :func:`random_sign`.
+* One configured-attack type, :class:`Attack` (``attack(model, x, y) -> x_adv``, with its
+  name, norm, ε, steps and loss), built by :func:`FGSM`, :func:`PGD`, :func:`APGD`,
+  :func:`Square`, :func:`GaussianNoise`, :func:`RandomSign`; EOT (``eot=n``) and BPDA
+  (``bpda=ctx``) are options of every gradient attack.
+* Tools to know the defence: :func:`eot`, :class:`EOT`, :func:`straight_through`,
+  :class:`FixedReference` (full-reference models).
 """
 from robustbook.attacks import losses
 from robustbook.attacks._core import input_gradient
+from robustbook.attacks.configured import (APGD, FGSM, PGD, Attack, AttackFn, GaussianNoise, RandomSign, Square,
+                                           as_attacks)
 from robustbook.attacks.fgsm import fgsm
-from robustbook.attacks.noise import GaussianAugment, GaussianNoise, gaussian_noise
+from robustbook.attacks.noise import GaussianAugment, gaussian_noise, random_sign
 from robustbook.attacks.pgd import pgd
 from robustbook.attacks.square import square
-from robustbook.attacks.wrappers import EOT, FixedReference, straight_through
+from robustbook.attacks.wrappers import EOT, EOTDraws, FixedReference, eot, eot_loss, straight_through
 
-__all__ = ["fgsm", "pgd", "square", "gaussian_noise", "GaussianNoise", "GaussianAugment", "losses", "input_gradient",
-           "EOT", "FixedReference", "straight_through"]
+__all__ = ["fgsm", "pgd", "square", "gaussian_noise", "random_sign", "GaussianAugment", "losses", "input_gradient",
+           "Attack", "AttackFn", "FGSM", "PGD", "APGD", "Square", "GaussianNoise", "RandomSign", "as_attacks",
+           "EOT", "EOTDraws", "eot", "eot_loss", "FixedReference", "straight_through"]

@@ -56,6 +56,21 @@ def input_gradient(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     return grad
 
 
+def per_sample(value: torch.Tensor, n: int) -> torch.Tensor:
+    """A loss value as one number per sample, shape ``(n,)`` (summing any trailing dimensions)."""
+    if value.dim() == 0:
+        raise ValueError("this attack needs a per-sample loss (shape (N,)); the given loss returned a scalar")
+    value = value.reshape(n, -1)
+    return value.sum(1) if value.shape[1] > 1 else value[:, 0]
+
+
+@torch.no_grad()
+def loss_values(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                loss: Loss) -> torch.Tensor:
+    """Per-sample ``loss(model(x), y)`` with one forward pass and no graph."""
+    return per_sample(loss(model(x), y), x.shape[0]).detach()
+
+
 def resolve_loss(loss: Loss | None, y: torch.Tensor) -> Loss:
     return default_loss(y) if loss is None else loss
 

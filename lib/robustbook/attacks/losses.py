@@ -71,6 +71,7 @@ def toward(target: torch.Tensor | float) -> Loss:
         t = torch.as_tensor(target, dtype=output.dtype, device=output.device)
         return -(_score(output) - t) ** 2
 
+    loss.__name__ = f"toward({float(target):g})" if isinstance(target, (int, float)) else "toward"
     return loss
 
 
@@ -80,6 +81,7 @@ def invert_ranking(low: float, high: float) -> Loss:
     def loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return -(_score(output) - (low + high - y.to(output.dtype))) ** 2
 
+    loss.__name__ = f"invert_ranking({low:g}, {high:g})"
     return loss
 
 

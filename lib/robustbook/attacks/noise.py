@@ -7,9 +7,9 @@ grey levels (MNIST ``{50, 75, 100}/255``, SVHN ``{15, 25, 35}/255``, ImgNet10
 their Gaussian perturbed versions" (§3.3.3).
 
 * :func:`gaussian_noise` — ``clip_[0,1](x + σ·n)``, ``n ~ N(0, I)``: the
-  perturbation of the noise columns of Tables 3.1–3.4. It has the attack
-  signature ``attack(model, x, y) -> x_noisy`` through :class:`GaussianNoise`,
-  so it goes through :func:`robustbook.metrics.robust_accuracy` like any attack
+  perturbation of the noise columns of Tables 3.1–3.4. As a configured attack,
+  :func:`robustbook.attacks.GaussianNoise` (``attack(model, x, y) -> x_noisy``), it
+  goes through :func:`robustbook.metrics.robust_accuracy` like any attack
   (the model is not used: noise does not look at it).
 * :class:`GaussianAugment` — the training-time version for
   :func:`robustbook.train.fit` (``attack=GaussianAugment(...)``): each image
@@ -31,7 +31,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["gaussian_noise", "GaussianNoise", "GaussianAugment"]
+__all__ = ["gaussian_noise", "random_sign", "GaussianAugment"]
 
 
 def _check_sigma(sigma: float) -> float:
@@ -69,25 +69,17 @@ def gaussian_noise(x: torch.Tensor, sigma: float, *, generator: torch.Generator 
     return torch.clamp(x + sigma * _randn(x.shape, x, generator), 0.0, 1.0)
 
 
-class GaussianNoise:
-    """``attack(model, x, y) -> gaussian_noise(x, sigma)``: noise with the attack signature.
+def random_sign(x: torch.Tensor, eps: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``clip_[0,1](x + ε·s)`` with independent random signs ``s ∈ {−1, +1}`` per pixel.
 
-    For :func:`robustbook.metrics.robust_accuracy` (one random draw per
-    image; accuracy "on perturbed images" as the thesis reports it). The
-    model and labels are ignored.
+    The random baseline of chapter 0: a perturbation of exactly the L∞ size of an
+    FGSM or PGD attack, in a direction that knows nothing of the model.
     """
-
-    def __init__(self, sigma: float, generator: torch.Generator | None = None) -> None:
-        self.sigma = _check_sigma(sigma)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        self.generator = generator
-
-    def __call__(self, model: nn.Module | None, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return gaussian_noise(x, self.sigma, generator=self.generator)
-
-    def __repr__(self) -> str:
-        return f"GaussianNoise(sigma={self.sigma:.4g})"
+    _check_images(x)
+    eps = _check_sigma(eps)
+    x = x.detach()
+    signs = torch.randint(0, 2, x.shape, generator=generator).to(device=x.device, dtype=x.dtype).mul(2).sub(1)
+    return torch.clamp(x + eps * signs, 0.0, 1.0)
 
 
 class GaussianAugment:

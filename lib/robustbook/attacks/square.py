@@ -30,7 +30,7 @@ from typing import Callable
 
 import torch
 
-from robustbook.attacks._core import attack_mode, check_inputs, resolve_loss
+from robustbook.attacks._core import attack_mode, check_inputs, per_sample, resolve_loss
 from robustbook.attacks.losses import Loss
 
 __all__ = ["square", "p_schedule"]
@@ -47,13 +47,6 @@ def p_schedule(p_init: float, it: int, n_queries: int) -> float:
         if it <= milestone:
             return p_init / 2 ** k
     return p_init / 2 ** 9
-
-
-def _per_sample(value: torch.Tensor, n: int) -> torch.Tensor:
-    if value.dim() == 0:
-        raise ValueError("square() needs a per-sample loss (shape (N,)); the given loss returned a scalar")
-    value = value.reshape(n, -1)
-    return value.sum(1) if value.shape[1] > 1 else value[:, 0]
 
 
 def square(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, eps: float, *,
@@ -105,7 +98,7 @@ def square(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: to
     history: list[float] = []
     with attack_mode(model, eval_mode), torch.no_grad():
         def evaluate(xa: torch.Tensor) -> torch.Tensor:
-            return _per_sample(loss_fn(model(xa), y), n).detach()
+            return per_sample(loss_fn(model(xa), y), n).detach()
 
         delta = eps * signs(n, c, 1, w).expand(n, c, h, w)
         x_best = torch.clamp(x0 + delta, 0.0, 1.0)
