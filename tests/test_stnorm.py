@@ -385,3 +385,34 @@ def test_tiny_resnet_stem_stride_sets_the_map_sizes():
         TinyResNet(4, stem_stride=3)
     with pytest.raises(ValueError, match="applies to arch='tiny' only"):
         resnet_iqa("resnet18", stem_stride=1)
+
+
+def test_threshold_only_bpda_keeps_the_normalisation_jacobian():
+    """ste="threshold": gradient = Jacobian of u ↦ u/‖u‖∞ applied to ones (the threshold passes it through)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 2, 3, 3, generator=g)
+    out_bpda, grad_bpda = _grad_wrt_bn_output(identity_stnorm(lam=0.2, ste="threshold"), x)
+    out, grad_true = _grad_wrt_bn_output(identity_stnorm(lam=0.2), x)
+    assert torch.equal(out_bpda, out)
+    z = x.clone().requires_grad_(True)
+    linf_normalize(z, dim=(1, 2, 3)).sum().backward()
+    assert torch.allclose(grad_bpda, z.grad, atol=1e-6)
+    assert (grad_true == 0).any() and not (grad_bpda == 0).any()
+    _, grad_all = _grad_wrt_bn_output(identity_stnorm(lam=0.2, ste="all"), x)
+    assert not torch.allclose(grad_bpda, grad_all)
+
+
+def test_bpda_soft_threshold_is_an_attack_option():
+    from robustbook import attacks
+    from robustbook.models import bpda_soft_threshold
+
+    torch.manual_seed(0)
+    model = resnet_iqa("tiny", norm="stnorm", width=8).eval()
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2)
+    atk = attacks.FGSM(1 / 255, bpda=bpda_soft_threshold)
+    adv = atk(model, x, y)
+    assert "BPDA (bpda_soft_threshold)" in str(atk)
+    assert not torch.equal(adv, attacks.fgsm(model, x, y, 1 / 255))
+    assert all(s.ste is False for s in stnorm_modules(model))
+    with pytest.raises(ValueError, match="ste must be"):
+        STNorm(2, ste="threshhold")

@@ -14,9 +14,10 @@ from robustbook.models.normalize import Normalize
 from robustbook.models.odenet import (BasicBlockDynamics, CNNNet, ConcatConv2d, ConvDynamics, ODEBlock, ODENet,
                                       ResidualBlock, odenet)
 from robustbook.models.resnet_iqa import ResNetIQA, TinyResNet, resnet_iqa
-from robustbook.models.stnorm import STNorm, stnorm_modules, straight_through_stnorm, swap_batchnorm
+from robustbook.models.stnorm import (STNorm, bpda_soft_threshold, stnorm_modules, straight_through_stnorm,
+                                      swap_batchnorm)
 
 __all__ = ["SmallIQANet", "Normalize", "STNorm", "swap_batchnorm", "stnorm_modules", "straight_through_stnorm",
-           "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise", "ResNetIQA", "TinyResNet",
+           "bpda_soft_threshold", "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise", "ResNetIQA", "TinyResNet",
            "resnet_iqa", "ODEBlock", "ODENet", "CNNNet", "ConvDynamics", "ConcatConv2d", "BasicBlockDynamics",
            "ResidualBlock", "odenet", "RandomResizePad", "Randomized"]

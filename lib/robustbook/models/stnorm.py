@@ -13,7 +13,11 @@ With λ = 0 the threshold is the identity (eq. (13)) and only the normalisation
 remains. The paper's Table III attacks ST Norm through a straight-through
 estimator (STE / BPDA, Athalye et al. 2018): :class:`STNorm` has an ``ste`` flag and
 :func:`straight_through_stnorm` sets it for a whole model for the duration of a
-``with`` block.
+``with`` block. The paper's STE is the identity through normalise-and-threshold
+(``ste="all"``); the book adds the tighter BPDA ``ste="threshold"``
+(:func:`bpda_soft_threshold`), which replaces only the soft threshold, the one
+non-smooth part with a flat band, by the identity and keeps the true Jacobian of the
+L∞ normalisation.
 
 Where the paper is silent: it calls the L∞ step a "layer normalization", so by
 default the norm is taken per sample over channels and positions together
@@ -31,7 +35,9 @@ from robustbook.attacks.wrappers import straight_through
 
 __all__ = [
     "AXES",
+    "STE_PARTS",
     "STNorm",
+    "bpda_soft_threshold",
     "linf_normalize",
     "soft_threshold",
     "stnorm_modules",
@@ -40,6 +46,8 @@ __all__ = [
 ]
 
 AXES = ("chw", "hw")
+#: What ``STNorm.ste`` replaces by the identity in the backward pass.
+STE_PARTS = ("all", "threshold")
 _AXES_DIMS = {"chw": (1, 2, 3), "hw": (2, 3)}
 
 
@@ -98,9 +106,11 @@ class STNorm(nn.Module):
             per sample over channels and positions together (the paper's "layer
             normalization"); ``"hw"`` — one norm per sample and channel.
         eps: the L∞ norm is clamped at ``eps`` (an all-zero map stays zero, no NaN).
-        ste: straight-through mode: the forward value is unchanged, but the
-            backward pass treats normalise-and-threshold as the identity (BPDA), so
-            gradients reach the BatchNorm output unchanged (Table III's "-A-STE").
+        ste: straight-through mode; the forward value is unchanged either way.
+            ``True`` or ``"all"``: the backward pass treats normalise-and-threshold as
+            the identity (the paper's STE, Table III's "-A-STE"). ``"threshold"``: only
+            the soft threshold is the identity backward, the L∞ normalisation keeps its
+            true Jacobian (BPDA through the non-smooth part only). ``False``: exact gradients.
         normalize: apply the L∞ normalisation (switch off for the Fig. 3 ablation).
         threshold: apply the soft threshold (switch off for the Fig. 3 ablation).
 
@@ -118,7 +128,11 @@ class STNorm(nn.Module):
             raise ValueError(f"axes must be one of {AXES}, got {axes!r}")
         if not (isinstance(eps, (int, float)) and eps > 0):
             raise ValueError(f"eps must be a positive number, got {eps!r}")
-        for name, flag in (("ste", ste), ("normalize", normalize), ("threshold", threshold)):
+        if not isinstance(ste, (bool, str)):
+            raise TypeError(f"ste must be a bool or one of {STE_PARTS}, got {type(ste).__name__}")
+        if isinstance(ste, str) and ste not in STE_PARTS:
+            raise ValueError(f"ste must be a bool or one of {STE_PARTS}, got {ste!r}")
+        for name, flag in (("normalize", normalize), ("threshold", threshold)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
         self.bn = nn.BatchNorm2d(num_features)
@@ -158,9 +172,16 @@ class STNorm(nn.Module):
         z = self.bn(x)
         if not (self.normalize or self.threshold):
             return z
+        if self.ste == "threshold":
+            if self.normalize:
+                z = linf_normalize(z, dim=_AXES_DIMS[self.axes], eps=self.eps)
+            return straight_through(self._threshold, z) if self.threshold else z
         if self.ste:
             return straight_through(self.post, z)
         return self.post(z)
+
+    def _threshold(self, z: torch.Tensor) -> torch.Tensor:
+        return soft_threshold(z, self.lam)
 
     def extra_repr(self) -> str:
         return (f"lam={self.lam}, axes={self.axes!r}, eps={self.eps}, ste={self.ste}, "
@@ -173,23 +194,40 @@ def stnorm_modules(model: nn.Module) -> list[STNorm]:
 
 
 @contextlib.contextmanager
-def straight_through_stnorm(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+def straight_through_stnorm(model: nn.Module, enabled: bool | str = True) -> Iterator[nn.Module]:
     """Set ``ste=enabled`` on every STNorm of ``model`` inside the block; restore each flag after.
 
     Use it to run an attack with BPDA through ST Norm (paper, section IV-C2, Table III)::
 
         with straight_through_stnorm(model):
             x_adv = fgsm(model, x, y, 1 / 255)
+
+    or as an attack option, ``attacks.FGSM(eps, bpda=straight_through_stnorm)``.
+    ``enabled`` is a bool or one of :data:`STE_PARTS` (see :class:`STNorm`).
     """
+    if not (isinstance(enabled, bool) or enabled in STE_PARTS):
+        raise ValueError(f"enabled must be a bool or one of {STE_PARTS}, got {enabled!r}")
     mods = stnorm_modules(model)
     saved = [m.ste for m in mods]
     for m in mods:
-        m.ste = bool(enabled)
+        m.ste = enabled
     try:
         yield model
     finally:
         for m, flag in zip(mods, saved):
             m.ste = flag
+
+
+def bpda_soft_threshold(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+    """BPDA through the soft threshold only (``ste="threshold"`` on every STNorm of ``model``).
+
+    The tighter surrogate of the book's strength check (not in the paper): the soft
+    threshold's flat band ``[−λ, λ]`` zeroes the true gradient of a fifth or more of the
+    entries, so the identity stands in for it backward, while the L∞ normalisation, which
+    is differentiable almost everywhere, keeps its true Jacobian. Pass it as an attack
+    option: ``attacks.PGD(eps, steps, bpda=bpda_soft_threshold)``.
+    """
+    return straight_through_stnorm(model, "threshold")
 
 
 # --------------------------------------------------------------------------- ResNet surgery
