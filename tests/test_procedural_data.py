@@ -95,3 +95,18 @@ def test_digits_keeps_the_original_pixels_at_size_8() -> None:
         digits(test_fraction=1.5)
     with pytest.raises(ValueError, match="size"):
         digits(size=4)
+
+
+def test_mnist5k_is_real_mnist_split_by_class():
+    from robustbook.data import mnist5k
+
+    xtr, ytr, xte, yte = mnist5k(seed=0)
+    assert xtr.shape == (4000, 1, 28, 28) and xte.shape == (1000, 1, 28, 28)
+    assert xtr.dtype == torch.float32 and 0.0 <= float(xtr.min()) and float(xtr.max()) <= 1.0
+    assert torch.bincount(yte).tolist() == [100] * 10
+    assert float(xtr.max()) == 1.0 and float((xtr == 0).float().mean()) > 0.5  # ink on a black background
+    again = mnist5k(seed=0)
+    assert torch.equal(again[2], xte)
+    assert not torch.equal(mnist5k(seed=1)[2], xte)
+    with pytest.raises(ValueError, match="test_fraction"):
+        mnist5k(test_fraction=1.5)

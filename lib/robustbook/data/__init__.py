@@ -15,7 +15,7 @@ _EXPORTS = {
     "REGISTRY": "registry", "prepare": "registry",
     "ManifestDataset": "tensors", "load_split": "tensors", "normalise_score": "tensors",
     "FlipRotateDataset": "tensors",
-    "procedural10": "procedural", "digits": "digits",
+    "procedural10": "procedural", "digits": "digits", "mnist5k": "mnist_subset",
 }
 
 __all__ = sorted(_EXPORTS)
