@@ -26,6 +26,7 @@ import torch
 __all__ = ["CorruptCheckpointError", "load_checkpoint_file"]
 
 _CHUNK = 1 << 20
+_ZIP_MAGIC = b"PK\x03\x04"  # what torch.save's files (zip archives) begin with
 
 
 class CorruptCheckpointError(ValueError):
@@ -72,15 +73,15 @@ def _reason(path: Path, exc: BaseException) -> str:
         head = b""
     if not head:
         return "the file is empty"
-    text = head.lstrip().lower()
-    if text.startswith((b"<", b"{", b"[")) or text[:15].isascii() and text[:15].decode("ascii").isprintable():
-        return ("it holds text (e.g. an HTML page), not a PyTorch file; was a failed download or an error "
-                "page saved under this name?")
+    sample = head.lstrip()[:16]
+    if sample.startswith((b"<", b"{", b"[")) or (sample.isascii() and sample.decode("ascii").isprintable()):
+        return ("it holds text, not a PyTorch file (an HTML error page saved by a failed download, "
+                "perhaps)")
     if isinstance(exc, EOFError):
         return "the file ends early (truncated)"
     if isinstance(exc, RuntimeError) and "zip archive" in str(exc):
         return "its zip archive is truncated or damaged"
-    return (f"torch.load(weights_only=True) refused it ({type(exc).__name__}); it is damaged, or holds "
+    return (f"the safe loader refused it ({type(exc).__name__}); it is damaged, or holds "
             "objects other than tensors and plain data, which the library never writes")
 
 
@@ -98,7 +99,12 @@ def load_checkpoint_file(path: str | os.PathLike, *, remedy: str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    if zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+        starts_as_zip = f.read(4) == _ZIP_MAGIC
+    if starts_as_zip:
+        if not zipfile.is_zipfile(path):
+            raise CorruptCheckpointError(path, "it is truncated: it begins as a PyTorch archive but its end "
+                                               "(the zip directory) is missing", remedy)
         problem = _crc_problem(path)
         if problem is not None:
             raise CorruptCheckpointError(path, problem, remedy)

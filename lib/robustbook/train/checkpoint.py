@@ -86,8 +86,7 @@ _REQUIRED = ("format", "epoch", "model", "optimizer", "history", "rng")
 
 
 def _resume_remedy(path: Path) -> str:
-    return (f"Delete {path} to start the run afresh from epoch 0 (or use another checkpoint_dir); "
-            "never load it with weights_only=False")
+    return f"Delete {path} to start the run afresh from epoch 0 (or use another checkpoint_dir)"
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -113,8 +112,7 @@ def load_weights(path: str | os.PathLike, model: nn.Module, *, strict: bool = Tr
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    remedy = ("Delete it and train again to write a new one (fit starts afresh when its last.pt is missing); "
-              "never load it with weights_only=False")
+    remedy = "Delete it and train again to write a new one (fit starts afresh when its last.pt is missing)"
     obj = load_checkpoint_file(path, remedy=remedy)
     if isinstance(obj, dict) and obj.get("format") == _FORMAT and "model" in obj:
         obj = obj["model"]
