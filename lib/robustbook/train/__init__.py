@@ -19,6 +19,12 @@ was never interrupted. The shuffling order of epoch ``e`` depends only on
 ``(seed, e)`` (see :func:`make_loader`); every other random draw comes from the
 global generators, which are seeded once by :func:`fit` and saved in every
 checkpoint.
+
+One idea per module: :mod:`~robustbook.train.epoch` (:func:`run_epoch`),
+:mod:`~robustbook.train.loop` (:func:`fit`), :mod:`~robustbook.train.loaders`
+(:func:`make_loader`, :class:`EpochSampler`), :mod:`~robustbook.train.checkpoint`
+(``last.pt``, its RNG state, :func:`load_weights`), :mod:`~robustbook.train.history`
+(:class:`History`) and :mod:`~robustbook.train.distributed` (torchrun/DDP plumbing).
 """
 from __future__ import annotations
 
