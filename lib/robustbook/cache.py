@@ -3,15 +3,17 @@
 Re-rendering the book must not retrain: :func:`cached_state` stores a model's
 ``state_dict`` under a hash of everything that determines it, and loads it
 back with ``weights_only=True`` next time. "Everything" includes the source of
-the library code that builds and trains models (:data:`CODE_MODULES`): change a
-model or the training loop and the cached weights are no longer found, rather
-than loaded into a network they were not trained for.
+the library code that builds and trains models and generates their data
+(:data:`CODE_MODULES`): change a model, the training loop or a data generator
+and the cached weights are no longer found, rather than loaded into a network
+they were not trained for (or trained on other data).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -19,19 +21,48 @@ import torch
 
 from robustbook.atomic import atomic_path, write_json
 from robustbook.paths import cache_dir
+from robustbook.safeload import CorruptCheckpointError, load_checkpoint_file
 
 
-#: Library sources whose text is part of every cache key (relative to the package folder).
-CODE_MODULES = ("models", "losses", "train.py", "attacks")
+#: Library sources whose text is part of every cache key (relative to the package folder): the code
+#: that determines trained weights. Models, losses, attacks (adversarial training's inner maximisation)
+#: and the autograd tools they share; the training loop (:mod:`robustbook.train.loop`,
+#: :mod:`~robustbook.train.epoch`, the shuffling order of :mod:`~robustbook.train.loaders`), the mode
+#: switching it relies on and the seeding; and the data generators and transforms (the procedural and
+#: bundled sets, their distortions and splits, the digits, and the loaders that turn stored images
+#: into tensors). Plumbing that cannot change a weight is left out, so editing it keeps the cache:
+#: distributed helpers, checkpoint file I/O, histories, progress bars, downloads, the registry.
+CODE_MODULES = (
+    "models", "losses", "attacks", "autograd.py", "modes.py", "seeding.py",
+    "train/loop.py", "train/epoch.py", "train/loaders.py",
+    "data/procedural.py", "data/bundled.py", "data/distortions.py", "data/manifest.py", "data/digits.py",
+    "data/tensors.py", "data/classification.py",
+)
+
+
+def code_fingerprint(package: Path | None = None) -> str:
+    """A hash of the sources listed in :data:`CODE_MODULES` (files sorted by path).
+
+    ``package`` is the ``robustbook`` folder to hash (default: this one, hashed
+    once per process). Raises :class:`FileNotFoundError` if an entry of
+    :data:`CODE_MODULES` is missing, so renaming a module cannot silently drop
+    it from the key.
+    """
+    return _own_fingerprint() if package is None else _fingerprint(Path(package).resolve())
 
 
 @functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A hash of the sources listed in :data:`CODE_MODULES` (files sorted by path)."""
-    package = Path(__file__).resolve().parent
+def _own_fingerprint() -> str:
+    return _fingerprint(Path(__file__).resolve().parent)
+
+
+def _fingerprint(package: Path) -> str:
     h = hashlib.sha256()
     for entry in CODE_MODULES:
         path = package / entry
+        if not path.exists():
+            raise FileNotFoundError(f"cache.CODE_MODULES lists {entry!r}, which is not in {package}; "
+                                    "update CODE_MODULES after moving or renaming a module")
         for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
             h.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
@@ -46,16 +77,19 @@ def cached_state(name: str, key: Mapping[str, Any], train: Callable[[], dict],
     """Return ``(state, hit)``: the cached state for ``key`` or ``train()``'s, stored atomically.
 
     ``state`` is whatever ``train`` returns as long as ``torch.load(weights_only=True)`` can
-    read it (tensors, numbers, strings, lists, dicts).
+    read it (tensors, numbers, strings, lists, dicts). A corrupt entry (truncated,
+    garbled, not a PyTorch file) is deleted and recomputed with a :class:`RuntimeWarning`
+    that names it.
     """
     folder = Path(folder) if folder else cache_dir()
     key = {**key, "_code": code_fingerprint()}
     path = folder / f"{name}-{key_hash(key)}.pt"
     if path.is_file():
         try:
-            return torch.load(path, map_location="cpu", weights_only=True), True
-        except Exception:  # a corrupt cache entry is recomputed, never trusted
-            path.unlink()
+            return load_checkpoint_file(path, remedy="The entry is deleted and recomputed."), True
+        except CorruptCheckpointError as exc:  # recomputed, never trusted; said, not silent
+            warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
     state = train()
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -7,21 +7,18 @@ import torch
 from torch import nn
 
 from robustbook.device import model_device
+from robustbook.modes import preserved_modes
 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """``model(x)`` in eval mode, in batches, on the model's device; returns CPU outputs.
 
-    The model's train/eval mode is restored afterwards.
+    Every submodule's train/eval mode is restored afterwards (see :func:`robustbook.modes.preserved_modes`).
     """
-    was_training = model.training
-    model.eval()
     dev = model_device(model)
-    try:
+    with preserved_modes(model, training=False):
         return torch.cat([model(x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def attack_all(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor], model: nn.Module,

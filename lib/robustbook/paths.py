@@ -4,7 +4,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from robustbook.data.root import repo_root
+
+def repo_root() -> Path | None:
+    """The repository root when robustbook is used from a checkout, else ``None``."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "lib" / "robustbook").is_dir():
+            return parent
+    return None
 
 
 def project_root() -> Path:

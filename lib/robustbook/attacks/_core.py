@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch import nn
 
 from robustbook.attacks.losses import Loss, default_loss
+from robustbook.modes import preserved_modes
 
 NORMS = ("linf", "l2")
 
@@ -26,18 +27,9 @@ def check_inputs(x: torch.Tensor, eps: float, norm: str = "linf") -> None:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
 
-@contextlib.contextmanager
-def attack_mode(model: nn.Module, eval_mode: bool = True) -> Iterator[None]:
+def attack_mode(model: nn.Module, eval_mode: bool = True) -> contextlib.AbstractContextManager[None]:
     """Put ``model`` in eval mode (if asked) for the attack and restore every submodule's mode."""
-    modes = [m.training for m in model.modules()] if isinstance(model, nn.Module) else []
-    if eval_mode and isinstance(model, nn.Module):
-        model.eval()
-    try:
-        yield
-    finally:
-        if isinstance(model, nn.Module):
-            for m, mode in zip(model.modules(), modes):
-                m.training = mode
+    return preserved_modes(model, training=False if eval_mode else None)
 
 
 def input_gradient(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,

@@ -19,6 +19,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from robustbook.autograd import straight_through  # noqa: F401 - re-exported: robustbook.attacks.straight_through
+
 
 class FixedReference(nn.Module):
     """``dist ↦ model(ref, dist)`` for a full-reference model; only ``dist`` is attacked.
@@ -37,22 +39,6 @@ class FixedReference(nn.Module):
         if dist.shape != self.ref.shape:
             raise ValueError(f"dist has shape {tuple(dist.shape)} but the fixed reference has {tuple(self.ref.shape)}")
         return self.model(self.ref, dist)
-
-
-class _StraightThrough(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
-        with torch.no_grad():
-            return fn(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return grad, None
-
-
-def straight_through(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """``fn(x)`` forward, identity backward (BPDA with g(x) = x). ``fn`` must keep the shape."""
-    return _StraightThrough.apply(x, fn)
 
 
 class EOT(nn.Module):

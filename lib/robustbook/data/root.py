@@ -9,16 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from robustbook.paths import repo_root
+
 ENV_VAR = "ROBUSTBOOK_DATA"
-
-
-def repo_root() -> Path | None:
-    """The repository root when robustbook is used from a checkout, else ``None``."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "pyproject.toml").is_file() and (parent / "lib" / "robustbook").is_dir():
-            return parent
-    return None
 
 
 def data_root(override: str | os.PathLike | None = None) -> Path:

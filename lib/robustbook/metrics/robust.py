@@ -26,14 +26,14 @@ An attack is any callable ``attack(model, x, y) -> x_adv`` returning images of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
 from robustbook.device import model_device
+from robustbook.modes import preserved_modes
 
 __all__ = ["RobustReport", "robust_accuracy", "accuracy_on_correct"]
 
@@ -134,18 +134,6 @@ class RobustReport:
         )
         lines.append("checks: ok" if self.ok else "RED FLAGS: " + "; ".join(self.problems))
         return "\n".join(lines)
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every submodule in eval mode, then restore each one's own flag."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
 
 
 class _Checks:
@@ -281,7 +269,7 @@ def robust_accuracy(
     checks = _Checks(norm)
     alone: dict[str, float] = {}
     cumulative: dict[str, float] = {}
-    with _eval_mode(model):
+    with preserved_modes(model, training=False):
         correct = _predict(model, x, batch_size, device) == y
         robust = correct.clone()
         for name, attack in attacks.items():
@@ -336,7 +324,7 @@ def accuracy_on_correct(
     if not callable(attack):
         raise TypeError("attack must be callable: attack(model, x, y) -> x_adv")
     device = model_device(model)
-    with _eval_mode(model):
+    with preserved_modes(model, training=False):
         idx = (_predict(model, x, batch_size, device) == y).nonzero().squeeze(1)
         if idx.numel() == 0:
             raise ValueError("no sample is classified correctly; accuracy on the correct samples is undefined")

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from robustbook.attacks.wrappers import straight_through
+from robustbook.autograd import straight_through
 
 __all__ = [
     "AXES",
