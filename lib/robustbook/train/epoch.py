@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from robustbook.attacks.configured import AttackFn
 from robustbook.device import model_device
 from robustbook.modes import preserved_modes
 from robustbook.train.distributed import (_collective_device, _distributed_active, _gather_in_dataset_order,
@@ -23,7 +24,6 @@ from robustbook.train.loaders import _distributed_sampler
 
 __all__ = ["run_epoch"]
 
-Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # robustbook.attacks.Attack
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -69,7 +69,7 @@ def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _attacked(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _attacked(attack: AttackFn, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Run the inner maximisation with gradients enabled, on the unwrapped, frozen model."""
     with _frozen(model), torch.enable_grad():
         x_adv = attack(model, x, y)
@@ -93,7 +93,7 @@ def run_epoch(
     loss_fn: LossFn,
     *,
     opt: torch.optim.Optimizer | None = None,
-    attack: Attack | None = None,
+    attack: AttackFn | None = None,
     mix_alpha: float | None = None,
     device: torch.device | str | None = None,
     amp: bool | str = False,

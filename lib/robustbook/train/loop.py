@@ -20,7 +20,8 @@ from robustbook.train.checkpoint import (CHECKPOINT_NAME, HISTORY_NAME, _config_
                                          _load_checkpoint, _normalise_config, _restore_rng, _save_checkpoint)
 from robustbook.train.distributed import (_distributed_active, _init_process_group, _local_rank, is_main_process,
                                           rank, world_size)
-from robustbook.train.epoch import Attack, LossFn, _resolve_amp, run_epoch
+from robustbook.attacks.configured import AttackFn
+from robustbook.train.epoch import LossFn, _resolve_amp, run_epoch
 from robustbook.train.history import History
 from robustbook.train.loaders import _distributed_sampler, _set_epoch, _shard_loader
 
@@ -75,7 +76,7 @@ def fit(
     seed: int,
     scheduler: Any = None,
     scheduler_interval: str = "epoch",
-    attack: Attack | None = None,
+    attack: AttackFn | None = None,
     mix_alpha: float | None = None,
     eval_loader: Iterable | None = None,
     eval_fn: Callable[[nn.Module, Iterable | None], Mapping[str, float]] | None = None,
@@ -176,7 +177,7 @@ def fit(
 
 
 def _fit(model: nn.Module, train_loader: Iterable, *, loss_fn: LossFn, epochs: int, optimizer: Any, seed: int,
-         scheduler: Any, scheduler_interval: str, attack: Attack | None, mix_alpha: float | None,
+         scheduler: Any, scheduler_interval: str, attack: AttackFn | None, mix_alpha: float | None,
          eval_loader: Iterable | None, eval_fn: Any, checkpoint_dir: Path | None, config: dict[str, Any],
          dev: torch.device, use_amp: bool, progress: bool, callbacks: tuple, ws: int) -> History:
     main = is_main_process()
