@@ -79,6 +79,8 @@ class Attack:
         eot_average: ``"gradient"`` (mean loss gradient, Athalye et al.) or ``"output"``.
         bpda: ``bpda(model)`` is a context manager entered around the attack (a
             differentiable surrogate for the backward pass), or ``None``.
+        black_box: the attack sees only the model's outputs (Square); the checks compare
+            black-box against white-box attacks to detect gradient masking.
     """
 
     name: str
@@ -89,6 +91,7 @@ class Attack:
     eot: int = 1
     eot_average: str = "gradient"
     bpda: Callable[[nn.Module], ContextManager] | None = None
+    black_box: bool = False
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS + ("none",):
@@ -156,7 +159,7 @@ class Attack:
                                "steps": self.steps, "restarts": self.restarts, "eot": self.eot,
                                "eot_average": self.eot_average if self.eot > 1 else None,
                                "bpda": getattr(self.bpda, "__name__", "surrogate") if self.bpda else None,
-                               "loss": _loss_name(self.loss)}
+                               "loss": _loss_name(self.loss), "black_box": self.black_box}
         for k, v in self.params.items():
             if k in ("loss", "generator") or k in out:
                 continue
@@ -249,7 +252,7 @@ def Square(eps: float, queries: int = 1000, *, p_init: float = 0.05, loss: Loss 
     """
     return Attack("Square", square, {"eps": _check_eps(eps), "queries": _check_count(queries, "queries"),
                                      "p_init": p_init, "loss": loss, "generator": generator,
-                                     "eval_mode": eval_mode}, "linf", eot=eot)
+                                     "eval_mode": eval_mode}, "linf", eot=eot, black_box=True)
 
 
 def _apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **params: Any) -> torch.Tensor:

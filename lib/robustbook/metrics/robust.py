@@ -21,23 +21,27 @@ checked, not trusted).
 clean-correct samples*, i.e. robust accuracy divided by clean accuracy.
 
 An attack is any callable ``attack(model, x, y) -> x_adv`` returning images of
-``x``'s shape in pixel space [0, 1]; the model maps images to logits (N, classes).
+``x``'s shape in pixel space [0, 1] (:data:`~robustbook.attacks.AttackFn`), given as a dict
+name → attack or a list of configured :class:`~robustbook.attacks.Attack` (named by their
+labels); the model maps images to logits (N, classes). The image checks are
+:class:`robustbook.checks.PerturbationChecks`, the same for every task.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
+from robustbook.attacks import AttackFn, as_attacks
+from robustbook.checks import PerturbationChecks, is_black_box, perturbation_problems
 from robustbook.device import model_device
 from robustbook.modes import preserved_modes
 
 __all__ = ["RobustReport", "robust_accuracy", "accuracy_on_correct"]
 
-Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 NORMS = ("linf", "l2")
 
 
@@ -61,6 +65,8 @@ class RobustReport:
         min_pixel, max_pixel: smallest / largest finite adversarial pixel value
             (None if no image was produced).
         eps: the budget the attacks were meant to keep, if given; only used by :attr:`problems`.
+        black_box: names of the black-box and random attacks (Square, noise:
+            :func:`robustbook.checks.is_black_box`), for :func:`robustbook.checks.run_checks`.
     """
 
     n: int
@@ -75,21 +81,23 @@ class RobustReport:
     min_pixel: float | None = None
     max_pixel: float | None = None
     eps: float | None = None
+    black_box: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
         """Red flags found by the sanity checks (empty when all is well)."""
-        found = []
-        if self.nan_count:
-            found.append(f"{self.nan_count} adversarial image(s) contain NaN")
-        if self.min_pixel is not None and self.min_pixel < 0.0:
-            found.append(f"adversarial pixels below 0 (min {self.min_pixel:.4g})")
-        if self.max_pixel is not None and self.max_pixel > 1.0:
-            found.append(f"adversarial pixels above 1 (max {self.max_pixel:.4g})")
-        if self.eps is not None and self.max_perturbation is not None:
-            if self.max_perturbation > self.eps * (1 + 1e-5) + 1e-6:
-                found.append(f"{self.norm} perturbation {self.max_perturbation:.4g} exceeds eps {self.eps:.4g}")
-        return found
+        return perturbation_problems(self.norm, self.eps, self.nan_count, self.max_perturbation,
+                                     self.min_pixel, self.max_pixel)
+
+    def checks_inputs(self) -> dict:
+        """What :func:`robustbook.checks.run_checks` needs: per-attack accuracies (lower = stronger),
+        the black-box attacks and the image checks."""
+        pc = PerturbationChecks(self.norm, self.eps)
+        pc.count, pc.nan, pc.max_norm = self.n_adversarial, self.nan_count, self.max_perturbation
+        pc.lo, pc.hi = self.min_pixel, self.max_pixel
+        results = self.per_attack or (dict(self.cumulative) if len(self.cumulative) == 1 else {})
+        return {"results": results, "lower_is_stronger": True, "black_box": list(self.black_box) or None,
+                "perturbation": [pc]}
 
     @property
     def ok(self) -> bool:
@@ -136,32 +144,6 @@ class RobustReport:
         return "\n".join(lines)
 
 
-class _Checks:
-    """Running sanity statistics over adversarial images."""
-
-    def __init__(self, norm: str) -> None:
-        self.norm = norm
-        self.count = 0
-        self.nan = 0
-        self.max_norm: float | None = None
-        self.lo: float | None = None
-        self.hi: float | None = None
-
-    def update(self, x: torch.Tensor, x_adv: torch.Tensor) -> None:
-        self.count += x.shape[0]
-        delta = (x_adv.detach() - x.detach()).flatten(1).to(torch.float64)
-        has_nan = torch.isnan(x_adv.detach()).flatten(1).any(dim=1)
-        self.nan += int(has_nan.sum())
-        delta = delta[~has_nan]
-        if delta.numel():
-            norms = delta.abs().amax(dim=1) if self.norm == "linf" else delta.norm(dim=1)
-            m = float(norms.max())
-            self.max_norm = m if self.max_norm is None else max(self.max_norm, m)
-        finite = x_adv.detach()[torch.isfinite(x_adv.detach())]
-        if finite.numel():
-            lo, hi = float(finite.min()), float(finite.max())
-            self.lo = lo if self.lo is None else min(self.lo, lo)
-            self.hi = hi if self.hi is None else max(self.hi, hi)
 
 
 def _check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
@@ -194,13 +176,13 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.d
 
 def _survives(
     model: nn.Module,
-    attack: Attack,
+    attack: AttackFn,
     name: str,
     x: torch.Tensor,
     y: torch.Tensor,
     batch_size: int,
     device: torch.device,
-    checks: _Checks,
+    checks: PerturbationChecks,
 ) -> torch.Tensor:
     """Run ``attack`` on (x, y) batch by batch; True where the adversarial image is still classified ``y``."""
     keep = []
@@ -223,7 +205,7 @@ def robust_accuracy(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    attacks: Mapping[str, Attack],
+    attacks: Mapping[str, AttackFn] | list | tuple,
     *,
     batch_size: int = 256,
     norm: str = "linf",
@@ -239,8 +221,9 @@ def robust_accuracy(
         model: maps images (N, ...) to logits (N, classes); its device is used.
         x: images in pixel space [0, 1], shape (N, ...).
         y: integer labels, shape (N,).
-        attacks: name → ``attack(model, x, y) -> x_adv``; run in this order, each
-            only on the points still robust (correct and unbroken so far).
+        attacks: name → ``attack(model, x, y) -> x_adv``, or a list of configured
+            :class:`~robustbook.attacks.Attack` (named by ``str(attack)``); run in this order,
+            each only on the points still robust (correct and unbroken so far).
         batch_size: images per model call and per attack call.
         norm: ``"linf"`` or ``"l2"``, the norm of the reported largest perturbation.
         eps: the intended budget; if given, a larger perturbation is a red flag.
@@ -254,8 +237,11 @@ def robust_accuracy(
         a :class:`RobustReport`.
     """
     _check_inputs(model, x, y, batch_size)
+    if isinstance(attacks, (list, tuple)):
+        attacks = as_attacks(attacks)
     if not isinstance(attacks, Mapping) or not attacks:
-        raise ValueError("attacks must be a non-empty dict of name -> attack(model, x, y) -> x_adv")
+        raise ValueError("attacks must be a non-empty dict of name -> attack(model, x, y) -> x_adv "
+                         "or a non-empty list of Attack")
     for name, attack in attacks.items():
         if not callable(attack):
             raise TypeError(f"attack {name!r} is not callable; expected attack(model, x, y) -> x_adv")
@@ -266,7 +252,7 @@ def robust_accuracy(
 
     n = x.shape[0]
     device = model_device(model)
-    checks = _Checks(norm)
+    checks = PerturbationChecks(norm, eps)
     alone: dict[str, float] = {}
     cumulative: dict[str, float] = {}
     with preserved_modes(model, training=False):
@@ -301,6 +287,7 @@ def robust_accuracy(
         min_pixel=checks.lo,
         max_pixel=checks.hi,
         eps=None if eps is None else float(eps),
+        black_box=[name for name, a in attacks.items() if is_black_box(name, a)],
     )
 
 
@@ -308,7 +295,7 @@ def accuracy_on_correct(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    attack: Attack,
+    attack: AttackFn,
     *,
     batch_size: int = 256,
 ) -> float:
@@ -328,5 +315,5 @@ def accuracy_on_correct(
         idx = (_predict(model, x, batch_size, device) == y).nonzero().squeeze(1)
         if idx.numel() == 0:
             raise ValueError("no sample is classified correctly; accuracy on the correct samples is undefined")
-        ok = _survives(model, attack, "attack", x[idx], y[idx], batch_size, device, _Checks("linf"))
+        ok = _survives(model, attack, "attack", x[idx], y[idx], batch_size, device, PerturbationChecks("linf"))
     return ok.sum().item() / idx.numel()
