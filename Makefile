@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test run list lab bench clean lock
+.PHONY: setup book test browser run list lab bench clean lock
 
 setup: $(STAMP)
 
@@ -21,8 +21,16 @@ $(STAMP): pyproject.toml constraints.txt
 book: setup
 	$(PY) -m robustbook book --profile quick
 
-test: setup
+test: setup browser
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup --durations=15
+
+# Debian's chromium, for tests/test_offline_book.py (the rendered pages opened offline in a real
+# browser). Installed only where missing; where apt cannot install it (not root, not Debian) the
+# browser checks skip with a message and everything else runs.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 || \
+	  echo "note: could not install Debian's chromium (apt-get install chromium needs root); the offline browser checks in tests/test_offline_book.py will be skipped" >&2
 
 list: setup
 	$(PY) -m robustbook list
