@@ -266,3 +266,42 @@ def test_book_runs_every_chapter_and_lists_failures(tmp_path, monkeypatch, capsy
     good = list((tmp_path / "runs" / "good").glob("smoke-*/metrics.json"))
     assert len(good) == 1, "the failure of one chapter stopped the other"
     assert not (tmp_path / "out" / "_build" / "html").exists()
+
+
+@pytest.mark.slow
+def test_interrupted_book_stops_every_chapter(tmp_path):
+    root = tmp_path / "repo"
+    slow = ("import os, pathlib, time\n"
+            "pathlib.Path(os.environ['MARKERS'], run.chapter).write_text(str(os.getpid()))\n"
+            "time.sleep(600)")
+    book = fake_book(root, {"s1": slow, "s2": slow})
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/s1/s1\n- file: book/s2/s2\n")
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    for name in ("_config.yml", "references.bib"):
+        (root / name).write_text("")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    runs = tmp_path / "runs"
+    code = ("import sys; from pathlib import Path; import robustbook.run as r\n"
+            f"r.project_root = lambda: Path({str(root)!r})\n"
+            f"sys.exit(r.main(['book', '--profile', 'smoke', '--jobs', '2', '--output', {str(tmp_path / 'out')!r}]))")
+    env = {**os.environ, "ROBUSTBOOK_BOOK_DIR": str(book), "ROBUSTBOOK_RUNS": str(runs), "MARKERS": str(markers)}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for name in ("s1", "s2"):
+            _wait_for(markers / name, proc)
+        kernels = [int((markers / n).read_text()) for n in ("s1", "s2")]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("interrupted;"), err
+    assert "Traceback" not in out + err
+    assert sorted(p.name for p in runs.rglob("*") if p.name.startswith(".")) == []   # no partial left
+    deadline = time.monotonic() + 30
+    while any(pid_alive(k) for k in kernels) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(pid_alive(k) for k in kernels), "a kernel outlived the interrupted book"

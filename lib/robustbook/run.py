@@ -462,6 +462,9 @@ def build_book(profile: str = "quick", output: Path | None = None, *, strict: bo
     """
     root = project_root()
     chapters = {spec.notebook.resolve(): spec for spec in discover(book_dir()).values()}
+    for name in ("_config.yml", "_toc.yml", "references.bib"):
+        if not (root / name).is_file():
+            raise ParameterError(f"{root / name} is missing: the book cannot be built without it")
     stage = (output or root / "_build") / "stage"
     if stage.exists():
         shutil.rmtree(stage)
@@ -590,7 +593,8 @@ def _main(args: argparse.Namespace) -> int:
             raise ParameterError(f"unknown profile {args.profile!r}; valid: {list(PROFILES)}")
         if args.jobs is not None and args.jobs < 1:
             raise ParameterError(f"--jobs must be at least 1, got {args.jobs}")
-        build_book(args.profile, args.output, jobs=args.jobs)
+        output = Path(os.path.abspath(os.path.expanduser(args.output))) if args.output else None
+        build_book(args.profile, output, jobs=args.jobs)
         return 0
     spec = find_chapter(chapters, args.chapter)
     overrides: dict[str, Any] = {}
