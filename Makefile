@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -e ".[dev]" -c constraints.txt
 	@touch $(STAMP)
 
+# make book JOBS=3: chapters executed at once (default: one per two CPU cores, see CONTRIBUTING.md)
 book: setup
-	$(PY) -m robustbook book --profile quick
+	$(PY) -m robustbook book --profile quick $(if $(JOBS),--jobs $(JOBS))
 
 test: setup browser
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup --durations=15

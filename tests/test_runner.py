@@ -75,7 +75,8 @@ def _tiny_book(tmp_path: Path, source: str, timeout: int = 60) -> Path:
 def test_failing_chapter_exits_1_and_leaves_no_run_folder(tmp_path, source, timeout, match):
     book = _tiny_book(tmp_path, source, timeout)
     runs = tmp_path / "runs"
-    r = cli("run", "boom", "--profile", "smoke", env={"ROBUSTBOOK_BOOK_DIR": str(book), "ROBUSTBOOK_RUNS": str(runs)})
+    r = cli("run", "boom", "--profile", "smoke", env={"ROBUSTBOOK_BOOK_DIR": str(book), "ROBUSTBOOK_RUNS": str(runs),
+                                                      "ROBUSTBOOK_TIMEOUT_SCALE": "1"})
     assert r.returncode == 1, r.stderr
     import re
     assert re.search(match, r.stderr), r.stderr

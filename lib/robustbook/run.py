@@ -5,32 +5,54 @@
   chapter's notebook with papermill into ``runs/CHAPTER/<profile>-<hash>/``: the
   executed notebook, ``metrics.json`` and ``figures/``. The folder appears only
   when the run succeeded (it is built under a temporary name and renamed).
-* ``book [--profile quick]`` executes every chapter of ``_toc.yml`` (reusing runs
-  whose notebook, chapter.yml and library sources are unchanged) and renders
-  the book with Jupyter Book into ``_build/html``.
+  ``--force`` replaces only an empty folder or a run folder this book wrote.
+* ``book [--profile quick] [--jobs N]`` executes every chapter of ``_toc.yml``
+  (reusing runs whose notebook, chapter.yml and library sources are unchanged),
+  ``N`` chapters at a time, each in its own ``run`` process, and renders the book
+  with Jupyter Book into ``_build/html``.
 
 Bad input exits with status 2 and a message listing what is valid, before
-anything runs or is written. A failing chapter exits with status 1.
+anything runs or is written. A failing chapter exits with status 1 (the book
+runs the other chapters first, then lists the failures). SIGINT/SIGTERM stop the
+kernel, remove the unfinished run folder and exit with 130/143.
+
+Cell timeouts detect hangs, not slow machines: a cell may run for its
+``chapter.yml`` timeout times ``$ROBUSTBOOK_TIMEOUT_SCALE`` (default 4) times the
+number of chapters running at once; ``$ROBUSTBOOK_CELL_TIMEOUT`` sets the limit in
+seconds instead (0: none). See :func:`cell_timeout`.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import yaml
 
-from robustbook.atomic import atomic_dir
+from robustbook.atomic import atomic_dir, file_lock
 from robustbook.params import PROFILES, ChapterSpec, ParameterError, discover, find_chapter, params_hash
 from robustbook.paths import book_dir, project_root, runs_dir
 
 STAMP = ".stamp"
+#: environment variables holding paths: made absolute before any kernel starts (its cwd is the chapter folder)
+PATH_ENV_VARS = ("ROBUSTBOOK_BOOK_DIR", "ROBUSTBOOK_RUNS", "ROBUSTBOOK_CACHE", "ROBUSTBOOK_DATA")
+TIMEOUT_SCALE_ENV = "ROBUSTBOOK_TIMEOUT_SCALE"
+CELL_TIMEOUT_ENV = "ROBUSTBOOK_CELL_TIMEOUT"
+DEFAULT_TIMEOUT_SCALE = 4.0
 
 
 class RunFailed(RuntimeError):
@@ -65,42 +87,194 @@ def default_out(spec: ChapterSpec, profile: str, params: dict) -> Path:
     return runs_dir() / spec.name / f"{profile}-{params_hash(profile, params)}"
 
 
+def absolutize_path_env(environ: dict[str, str] | None = None) -> None:
+    """Make every ``ROBUSTBOOK_*`` path variable absolute (relative to the current folder).
+
+    A kernel runs in its chapter's folder, so ``ROBUSTBOOK_DATA=reldata`` would
+    otherwise mean ``book/<chapter>/reldata`` inside the kernel.
+    """
+    env = os.environ if environ is None else environ
+    for var in PATH_ENV_VARS:
+        value = env.get(var)
+        if value:
+            env[var] = os.path.abspath(os.path.expanduser(value))
+
+
+def cell_timeout(spec: ChapterSpec, profile: str, jobs: int = 1) -> int | None:
+    """Seconds one cell may run before it is taken for a hang; ``None``: no limit.
+
+    ``chapter.yml``'s ``timeout`` is what a cell needs at most on two free cores.
+    A slower or busier machine must not fail for being slow, so the limit is that
+    times ``$ROBUSTBOOK_TIMEOUT_SCALE`` (default 4) times ``jobs``, the number of
+    chapters sharing the machine. ``$ROBUSTBOOK_CELL_TIMEOUT`` (seconds; 0 = no
+    limit) replaces the rule.
+    """
+    raw = os.environ.get(CELL_TIMEOUT_ENV, "").strip()
+    if raw:
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise ParameterError(f"{CELL_TIMEOUT_ENV}={raw!r} is not a number of seconds (0 = no limit)") from None
+        return None if seconds <= 0 else max(1, round(seconds))
+    raw = os.environ.get(TIMEOUT_SCALE_ENV, "").strip()
+    try:
+        scale = float(raw) if raw else DEFAULT_TIMEOUT_SCALE
+    except ValueError:
+        scale = -1.0
+    if not scale > 0:
+        raise ParameterError(f"{TIMEOUT_SCALE_ENV}={raw!r} must be a positive number (default {DEFAULT_TIMEOUT_SCALE:g})")
+    return max(1, round(spec.cell_timeout(profile) * scale * max(1, jobs)))
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` is a run folder this book wrote: it has a ``.stamp``, or a run's ``metrics.json``."""
+    if (path / STAMP).is_file():
+        return True
+    try:
+        record = json.loads((path / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "chapter" in record and "profile" in record
+
+
+def check_out(out: str | os.PathLike, *, force: bool) -> Path:
+    """The absolute run folder ``out``, or :class:`ParameterError` saying why it cannot be written.
+
+    ``--force`` replaces an existing folder only when it is empty or a run folder
+    (:func:`is_run_folder`): never a folder of the user's own files.
+    """
+    out = Path(os.path.abspath(os.path.expanduser(out)))
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise ParameterError(f"run folder {out} exists and is not a folder; choose another --out")
+        if not force:
+            raise ParameterError(f"run folder {out} exists; pass --force to overwrite it, or --out DIR")
+        try:
+            empty = next(out.iterdir(), None) is None
+        except OSError as exc:
+            raise ParameterError(f"cannot read run folder {out}: {exc.strerror}") from None
+        if not empty and not is_run_folder(out):
+            raise ParameterError(
+                f"{out} is not a run folder this book wrote (no {STAMP}, no run's metrics.json) and is not "
+                f"empty; --force replaces only those. Choose another --out, or empty it yourself")
+    existing = out.parent
+    while not (existing.exists() or existing.is_symlink()):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParameterError(f"cannot write run folder {out}: {existing} is not a folder")
+    try:  # a probe file: os.access says yes to root on read-only mounts and /proc
+        fd, probe = tempfile.mkstemp(prefix=".robustbook-probe.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ParameterError(f"cannot write run folder {out}: {existing} is not writable ({exc.strerror})") from None
+    return out
+
+
+# -- interrupts -------------------------------------------------------------------------
+_received: list[int] = []
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _received:  # already stopping: let the cleanup finish
+        return
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt once, so every ``finally`` runs: the
+    kernel is shut down and the temporary run folder removed. Later signals are ignored
+    while that cleanup runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received.clear()
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _exit_status() -> int:
+    return 128 + (_received[0] if _received else signal.SIGINT)
+
+
 def execute(spec: ChapterSpec, profile: str, params: dict, out: Path, *, force: bool = False,
             quiet: bool = False) -> Path:
-    """Execute ``spec``'s notebook into ``out`` (atomically). Returns ``out``."""
+    """Execute ``spec``'s notebook into ``out`` (atomically). Returns ``out`` (absolute)."""
     import papermill as pm
 
-    out = Path(out)
-    if out.exists() and not force:
-        raise ParameterError(f"run folder {out} exists; pass --force to overwrite it, or --out DIR")
-    t0 = time.perf_counter()
-    if not quiet:
-        print(f"[robustbook] running {spec.name} ({profile}) -> {out}", flush=True)
-    with atomic_dir(out) as tmp:
-        executed = tmp / spec.notebook.name
-        try:
-            pm.execute_notebook(
-                str(spec.notebook), str(executed),
-                parameters={"profile": profile, "run_dir": str(tmp), **params},
-                kernel_name="python3", cwd=str(spec.folder), progress_bar=False,
-                execution_timeout=spec.cell_timeout(profile), report_mode=False,
-            )
-        except Exception as exc:  # PapermillExecutionError, CellTimeoutError, DeadKernelError
-            failed = out.parent / f"{out.name}.failed.ipynb"
-            if executed.exists():
-                shutil.copy(executed, failed)
-            msg = str(exc).strip().splitlines()
-            detail = "\n".join(msg[-12:])
-            raise RunFailed(f"chapter {spec.name!r} failed at profile {profile!r}:\n{detail}\n"
-                            f"(the executed notebook is kept at {failed})") from exc
-        _rewrite_run_dir(executed, tmp, out)
-        if not (tmp / "metrics.json").is_file():
-            raise RunFailed(f"chapter {spec.name!r} finished but wrote no metrics.json (did it call run.finish()?)")
-        _rewrite_metrics_paths(tmp / "metrics.json", tmp, out)
-        (tmp / STAMP).write_text(source_stamp(spec))
+    out = check_out(out, force=force)
+    timeout = cell_timeout(spec, profile)
+    with file_lock(out, blocking=False) as mine:
+        if not mine:
+            raise ParameterError(f"another run is writing {out} right now; wait for it, or choose another --out")
+        t0 = time.perf_counter()
+        if not quiet:
+            print(f"[robustbook] running {spec.name} ({profile}) -> {_display(out)}", flush=True)
+        with atomic_dir(out) as tmp, tempfile.TemporaryFile("w+", errors="replace") as kernel_log:
+            executed = tmp / spec.notebook.name
+            try:
+                pm.execute_notebook(
+                    str(spec.notebook), str(executed),
+                    parameters={"profile": profile, "run_dir": str(tmp), **params},
+                    kernel_name="python3", cwd=str(spec.folder), progress_bar=False,
+                    execution_timeout=timeout, report_mode=False,
+                    kernel_manager_class=_kernel_manager_class(kernel_log),
+                )
+            except Exception as exc:  # PapermillExecutionError, CellTimeoutError, DeadKernelError
+                if _received:  # the kernel died of the same signal: this is an interrupt, not a failure
+                    raise KeyboardInterrupt from exc
+                failed = out.parent / f"{out.name}.failed.ipynb"
+                if executed.exists():
+                    shutil.copy(executed, failed)
+                msg = str(exc).strip().splitlines()
+                detail = "\n".join(msg[-12:])
+                log = _log_tail(kernel_log)
+                raise RunFailed(f"chapter {spec.name!r} failed at profile {profile!r}:\n{detail}\n"
+                                + (f"the kernel's own output ended with:\n{log}\n" if log else "")
+                                + f"(the executed notebook is kept at {failed})") from exc
+            _rewrite_run_dir(executed, tmp, out)
+            if not (tmp / "metrics.json").is_file():
+                raise RunFailed(f"chapter {spec.name!r} finished but wrote no metrics.json (did it call run.finish()?)")
+            _rewrite_metrics_paths(tmp / "metrics.json", tmp, out)
+            (tmp / STAMP).write_text(source_stamp(spec))
     if not quiet:
         print(f"[robustbook] {spec.name} done in {time.perf_counter() - t0:.1f} s", flush=True)
     return out
+
+
+def _kernel_manager_class(log: Any) -> type:
+    """A kernel manager whose kernel writes its own stdout/stderr (ipykernel's warnings, the
+    traceback of a kernel shut down mid-cell) to ``log`` instead of the terminal. Cell output
+    is unaffected: it reaches the notebook through the kernel's messages."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelWithLog(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            await super().start_kernel(**kw)
+
+    return KernelWithLog
+
+
+_KERNEL_NOISE = ("running over TCP without encryption",)
+
+
+def _log_tail(log: Any, n: int = 10) -> str:
+    """The last ``n`` lines the kernel process printed itself (noise left out)."""
+    try:
+        log.flush()
+        log.seek(0)
+        lines = [line.rstrip() for line in log if line.strip() and not any(x in line for x in _KERNEL_NOISE)]
+    except (OSError, ValueError):
+        return ""
+    return "\n".join(lines[-n:])
 
 
 def _rewrite_run_dir(nb_path: Path, tmp: Path, final: Path) -> None:
@@ -160,10 +334,137 @@ def stage_notebook(executed: Path, dest: Path) -> None:
     nbformat.write(nb, dest)
 
 
-def build_book(profile: str = "quick", output: Path | None = None, *, strict: bool = True) -> Path:
-    """Execute (or reuse) every chapter in ``_toc.yml`` at ``profile`` and render HTML."""
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_jobs(n_chapters: int, jobs: int | None = None, cores: int | None = None) -> tuple[int, int]:
+    """``(chapters at once, torch threads each)`` for executing ``n_chapters``.
+
+    Default: one chapter per two cores (so 2 cores run one chapter at a time, as
+    before, and 16 cores run all three chapters at once). The book's small models
+    gain little from more than a few intra-op threads, so independent chapters
+    side by side use the cores better than one chapter with all of them; two
+    threads each keeps a single chapter from crawling. The cores are divided among
+    the chapters running at once, never oversubscribed unless ``jobs`` asks for it.
+    """
+    cores = cores or available_cores()
+    if jobs is None:
+        jobs = max(1, cores // 2)
+    if jobs < 1:
+        raise ParameterError(f"--jobs must be at least 1, got {jobs}")
+    jobs = max(1, min(jobs, n_chapters))
+    return jobs, max(1, cores // jobs)
+
+
+@dataclass
+class ChapterResult:
+    """How one chapter's ``run`` process ended (``returncode`` None: never started)."""
+
+    name: str
+    out: Path
+    returncode: int | None
+    seconds: float = 0.0
+    tail: list[str] = field(default_factory=list)
+
+
+def chapter_env(spec: ChapterSpec, profile: str, jobs: int, threads: int) -> dict[str, str]:
+    """The environment of a chapter's ``run`` process (its kernel inherits it): ``threads``
+    OpenMP/MKL threads (torch's default follows ``OMP_NUM_THREADS``) unless the user set
+    them, and the cell timeout for ``jobs`` chapters at once unless the user set one."""
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, str(threads))
+    if not env.get(CELL_TIMEOUT_ENV, "").strip():
+        env[CELL_TIMEOUT_ENV] = str(cell_timeout(spec, profile, jobs) or 0)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_chapters(tasks: Sequence[tuple[ChapterSpec, Path]], profile: str, *, jobs: int | None = None,
+                 threads: int | None = None) -> list[ChapterResult]:
+    """Execute chapters ``jobs`` at a time, each as ``python -m robustbook run`` into its folder.
+
+    Every line a chapter prints is echoed prefixed with its name, and a summary line
+    follows when it ends. A failing chapter does not stop the others. On
+    KeyboardInterrupt (SIGINT/SIGTERM) the running chapters get SIGTERM (each stops
+    its kernel and removes its unfinished folder), pending ones never start, and the
+    interrupt is re-raised once they have exited.
+    """
+    if not tasks:
+        return []
+    n_jobs, n_threads = plan_jobs(len(tasks), jobs)
+    threads = threads or n_threads
+    width = max(len(spec.name) for spec, _ in tasks)
+    lock = threading.Lock()
+    stopping = threading.Event()
+    procs: set[subprocess.Popen] = set()
+
+    def say(name: str, line: str) -> None:
+        with lock:
+            print(f"[{name:<{width}}] {line}", flush=True)
+
+    def one(spec: ChapterSpec, out: Path) -> ChapterResult:
+        cmd = [sys.executable, "-m", "robustbook", "run", spec.name, "--profile", profile, "--out", str(out), "--force"]
+        env = chapter_env(spec, profile, n_jobs, threads)
+        with lock:
+            if stopping.is_set():
+                return ChapterResult(spec.name, out, None)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    text=True, errors="replace", env=env, bufsize=1)
+            procs.add(proc)
+        t0 = time.perf_counter()
+        tail: deque[str] = deque(maxlen=15)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            say(spec.name, line)
+        rc = proc.wait()
+        with lock:
+            procs.discard(proc)
+        dt = time.perf_counter() - t0
+        say(spec.name, f"finished in {dt:.0f} s" if rc == 0 else f"FAILED (exit {rc}) after {dt:.0f} s")
+        return ChapterResult(spec.name, out, rc, dt, list(tail))
+
+    pool = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="chapter")
+    futures = [pool.submit(one, spec, out) for spec, out in tasks]
+    try:
+        results = [f.result() for f in futures]
+    except BaseException:
+        stopping.set()
+        with lock:
+            live = [p for p in procs if p.poll() is None]
+        for p in live:
+            with contextlib.suppress(OSError):
+                p.send_signal(signal.SIGTERM)
+        for p in live:
+            try:
+                p.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results
+
+
+def build_book(profile: str = "quick", output: Path | None = None, *, strict: bool = True,
+               jobs: int | None = None) -> Path:
+    """Execute (or reuse) every chapter in ``_toc.yml`` at ``profile`` and render HTML.
+
+    Chapters to execute run ``jobs`` at a time (:func:`plan_jobs`); when any fails
+    the others still finish, and :class:`RunFailed` lists the failures (nothing is rendered).
+    """
     root = project_root()
     chapters = {spec.notebook.resolve(): spec for spec in discover(book_dir()).values()}
+    for name in ("_config.yml", "_toc.yml", "references.bib"):
+        if not (root / name).is_file():
+            raise ParameterError(f"{root / name} is missing: the book cannot be built without it")
     stage = (output or root / "_build") / "stage"
     if stage.exists():
         shutil.rmtree(stage)
@@ -172,6 +473,8 @@ def build_book(profile: str = "quick", output: Path | None = None, *, strict: bo
         shutil.copy(root / name, stage / name)
     shutil.copytree(root / "book", stage / "book",
                     ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__"))
+    staged: list[tuple[Path, Path]] = []
+    pending: list[tuple[ChapterSpec, Path]] = []
     for rel in toc_notebooks(root):
         candidates = [root / rel] if rel.suffix else [root / f"{rel}.ipynb", root / f"{rel}.md"]
         src = next((c for c in candidates if c.is_file()), None)
@@ -188,8 +491,26 @@ def build_book(profile: str = "quick", output: Path | None = None, *, strict: bo
         if stamp.is_file() and stamp.read_text() == source_stamp(spec):
             print(f"[robustbook] {spec.name}: reusing {_display(out)} (unchanged)", flush=True)
         else:
-            execute(spec, profile, params, out, force=True)
-        stage_notebook(out / spec.notebook.name, stage / src.relative_to(root))
+            pending.append((spec, out))
+        staged.append((out / spec.notebook.name, stage / src.relative_to(root)))
+    if pending:
+        n_jobs, threads = plan_jobs(len(pending), jobs)
+        print(f"[robustbook] executing {len(pending)} chapter(s), {n_jobs} at a time, {threads} thread(s) each",
+              flush=True)
+        results = run_chapters(pending, profile, jobs=n_jobs, threads=threads)
+        failed = [r for r in results if r.returncode != 0]
+        for r in results:
+            print(f"[robustbook] {r.name}: " + ("ok" if r.returncode == 0 else f"FAILED (exit {r.returncode})")
+                  + f", {r.seconds:.0f} s", flush=True)
+        if failed:
+            lines = [f"{len(failed)} of {len(results)} chapter(s) failed; the book was not rendered:"]
+            for r in failed:
+                lines.append(f"--- {r.name} (exit {r.returncode}); rerun: python -m robustbook run {r.name} "
+                             f"--profile {profile}")
+                lines += [f"    {t}" for t in r.tail[-8:]]
+            raise RunFailed("\n".join(lines))
+    for executed, dest in staged:
+        stage_notebook(executed, dest)
     html_root = output or root
     jb = Path(sys.executable).parent / "jupyter-book"
     if not jb.is_file():
@@ -238,40 +559,55 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="execute every chapter and render the book")
     b.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default quick)")
     b.add_argument("--output", type=Path, default=None, help="build root (default: the repository; HTML in _build/html)")
+    b.add_argument("--jobs", "-j", type=int, default=None,
+                   help="chapters executed at once (default: one per two CPU cores, at most the number of chapters)")
     return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        chapters = discover(book_dir())
-        if args.command == "list":
-            cmd_list(chapters)
-            return 0
-        if args.command == "book":
-            if args.profile not in PROFILES:
-                raise ParameterError(f"unknown profile {args.profile!r}; valid: {list(PROFILES)}")
-            build_book(args.profile, args.output)
-            return 0
-        spec = find_chapter(chapters, args.chapter)
-        overrides: dict[str, Any] = {}
-        for name, value in args.param:
-            if name in overrides:
-                raise ParameterError(f"parameter {name!r} given twice")
-            overrides[name] = _parse_value(value)
-        params = spec.resolve(args.profile, overrides)
-        out = args.out or default_out(spec, args.profile, params)
-        if out.exists() and not args.force:
-            raise ParameterError(f"run folder {out} exists; pass --force to overwrite it, or --out DIR")
-        execute(spec, args.profile, params, out, force=args.force)
-        print(out / "metrics.json")
+    absolutize_path_env()
+    with _interruptible():
+        try:
+            return _main(args)
+        except ParameterError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except RunFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            what = ("finished chapters are kept, the book was not rendered" if args.command == "book"
+                    else "nothing written")
+            print(f"interrupted; {what}", file=sys.stderr, flush=True)
+            return _exit_status()
+
+
+def _main(args: argparse.Namespace) -> int:
+    chapters = discover(book_dir())
+    if args.command == "list":
+        cmd_list(chapters)
         return 0
-    except ParameterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RunFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.command == "book":
+        if args.profile not in PROFILES:
+            raise ParameterError(f"unknown profile {args.profile!r}; valid: {list(PROFILES)}")
+        if args.jobs is not None and args.jobs < 1:
+            raise ParameterError(f"--jobs must be at least 1, got {args.jobs}")
+        output = Path(os.path.abspath(os.path.expanduser(args.output))) if args.output else None
+        build_book(args.profile, output, jobs=args.jobs)
+        return 0
+    spec = find_chapter(chapters, args.chapter)
+    overrides: dict[str, Any] = {}
+    for name, value in args.param:
+        if name in overrides:
+            raise ParameterError(f"parameter {name!r} given twice")
+        overrides[name] = _parse_value(value)
+    params = spec.resolve(args.profile, overrides)
+    out = check_out(args.out or default_out(spec, args.profile, params), force=args.force)
+    cell_timeout(spec, args.profile)  # a malformed timeout variable is bad input: exit 2 before anything runs
+    out = execute(spec, args.profile, params, out, force=args.force)
+    print(out / "metrics.json")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

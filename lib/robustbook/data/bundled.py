@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from robustbook.atomic import atomic_dir
+from robustbook.atomic import atomic_dir, file_lock
 from robustbook.data.distortions import DISTORTIONS, LEVELS, distort, to_uint8
 from robustbook.data.manifest import DatasetMeta, Sample, read_dataset, split_by_reference, write_dataset
 from robustbook.data.root import data_root
@@ -113,6 +113,14 @@ def bundled_iqa(crop: int = 64, per_photo: int = 6, seed: int = 0, root: str | P
     if folder.is_dir() and not force:
         read_dataset(folder, check_files=False)  # raises if corrupt
         return folder
+    with file_lock(folder):  # two chapters preparing the same set at once: one builds, the other waits
+        if folder.is_dir() and not force:
+            read_dataset(folder, check_files=False)
+            return folder
+        return _build_bundled_iqa(folder, crop, per_photo, seed, split_by)
+
+
+def _build_bundled_iqa(folder: Path, crop: int, per_photo: int, seed: int, split_by: str) -> Path:
     crops = reference_crops(crop, per_photo, seed)
     ref_ids = [f"{name}_{i:02d}" if split_by == "crop" else name for name, i, _ in crops]
     splits = split_by_reference(ref_ids, (0.6, 0.2, 0.2), seed=seed)
