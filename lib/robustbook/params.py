@@ -334,7 +334,8 @@ def _declaration_error(yml: Path, pname: str, p: Mapping[str, Any]) -> str | Non
                 return f"{yml}: parameter {pname!r} declares {key}: {v!r}; it must be a finite number"
     if "multiple_of" in p and (base != "int" or isinstance(p["multiple_of"], bool)
                                or not isinstance(p["multiple_of"], int) or p["multiple_of"] < 1):
-        return f"{yml}: parameter {pname!r} declares multiple_of: {p['multiple_of']!r}; an int parameter takes a positive int"
+        return (f"{yml}: parameter {pname!r} declares multiple_of: {p['multiple_of']!r}; "
+                f"an int parameter takes a positive int")
     for key in ("min_length", "max_length"):
         if key in p and (isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1):
             return f"{yml}: parameter {pname!r} declares {key}: {p[key]!r}; it must be a positive int"
