@@ -205,15 +205,27 @@ def read_label_csv(path: Path, required: Sequence[str]) -> tuple[list[dict[str, 
     """Read a label CSV; return its rows and columns. :class:`LabelFileError` when a required column is missing."""
     if not path.is_file():
         raise LabelFileError(f"label file {path} is missing: the archive is not the expected one")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in columns]
-        if missing:
-            raise LabelFileError(f"label file {path.name} lacks the column(s) {missing}; its columns are {columns}. "
-                                 f"It is not the official file (or its format changed); delete the archive and "
-                                 f"download it again")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise LabelFileError(f"label file {path.name} lacks the column(s) {missing}; its columns are "
+                                     f"{columns}. It is not the official file (or its format changed); delete the "
+                                     f"archive and download it again")
+            rows = []
+            for i, r in enumerate(reader, start=2):
+                if None in r:
+                    raise LabelFileError(f"label file {path.name} line {i} has more fields than its header "
+                                         f"{columns}; is this the official file?")
+                rows.append({(k or "").strip(): (v or "").strip() for k, v in r.items()})
+    except UnicodeDecodeError as exc:
+        raise LabelFileError(f"label file {path.name} is not UTF-8 text (byte {exc.start}: {exc.reason}): it is "
+                             f"not the official file; delete the archive and download it again") from None
+    except csv.Error as exc:
+        raise LabelFileError(f"label file {path.name} is not a valid CSV file ({exc}); delete the archive and "
+                             f"download it again") from None
     if not rows:
         raise LabelFileError(f"label file {path.name} has no rows")
     return rows, columns

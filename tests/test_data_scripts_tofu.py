@@ -159,3 +159,16 @@ def test_bad_seed_is_an_argparse_error(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as info:
         kadid.main(["--data-root", str(tmp_path), *args])
     assert info.value.code == 2 and match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"dist_img,ref_img,dmos,var\n\xff\xfe\x00garbage\n", "is not UTF-8 text"),
+    (b"dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,3.0,0.1,surplus\n", "line 2 has more fields"),
+])
+def test_hostile_label_file_is_a_label_error(tmp_path: Path, content: bytes, match: str) -> None:
+    from tests.test_data_scripts import LabelFileError
+
+    common = sys.modules["_common"]
+    (tmp_path / "dmos.csv").write_bytes(content)
+    with pytest.raises(LabelFileError, match=match):
+        common.read_label_csv(tmp_path / "dmos.csv", ("dist_img", "ref_img", "dmos"))

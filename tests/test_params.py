@@ -257,3 +257,11 @@ def test_schema_features(tmp_path):
 def test_bad_declarations_are_refused(tmp_path, decl, match):
     with pytest.raises(ParameterError, match=match):
         load_chapter(_chapter(tmp_path, f"  n: {decl}\n"))
+
+
+@pytest.mark.parametrize("timeout", ["-5", "abc", "{smoke: 0}", "{fast: 10}", "true"])
+def test_bad_timeout_is_refused(tmp_path, timeout):
+    yml = _chapter(tmp_path, "  n: {type: int, default: 1}\n")
+    yml.write_text(yml.read_text() + f"timeout: {timeout}\n")
+    with pytest.raises(ParameterError, match="timeout .* must be a positive int"):
+        load_chapter(yml)

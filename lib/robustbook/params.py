@@ -400,8 +400,12 @@ def load_chapter(yml: Path) -> ChapterSpec:
     if not notebook.is_file():
         raise ParameterError(f"{yml}: notebook {notebook} does not exist")
     timeout = raw.get("timeout", {})
-    if isinstance(timeout, int):
+    if isinstance(timeout, int) and not isinstance(timeout, bool):
         timeout = {pr: timeout for pr in PROFILES}
+    if not isinstance(timeout, dict) or any(
+            pr not in PROFILES or isinstance(t, bool) or not isinstance(t, int) or t < 1 for pr, t in timeout.items()):
+        raise ParameterError(f"{yml}: timeout {timeout!r} must be a positive int (seconds per cell) or a mapping "
+                             f"of some of {list(PROFILES)} to positive ints")
     return ChapterSpec(name=raw["name"], title=raw["title"], folder=yml.parent, notebook=notebook,
                        params=params, timeout=dict(timeout), draft=bool(raw.get("draft", False)))
 
