@@ -5,6 +5,16 @@ folder, leave a complete data set alone (unless ``--force``), take each
 official archive from the archive folder or download it, verify it, extract it
 safely, index it, and write the data set folder atomically (built in a hidden
 temporary sibling folder, renamed at the very end).
+
+Trust on first use records only good archives: :func:`fetch_archive` verifies
+an archive against its official or recorded SHA-256 but records none itself;
+the script calls :func:`record_archives` once the data set was built from them,
+so a truncated archive or an HTML page saved in its place is never trusted,
+and its good replacement is not refused as corrupt.
+
+Exit codes of :func:`run`: 0 done, 1 a failure the message explains (network,
+checksum, corrupt archive, label file, disk), 2 a data root or archive folder
+that cannot be created or written (choose another one).
 """
 from __future__ import annotations
 
@@ -13,13 +23,15 @@ import csv
 import math
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from robustbook.data.download import (ArchiveError, DownloadError, NetworkUnavailable, archive_members,
-                                      read_sidecar, verify_file)
+                                      read_sidecar, sidecar_path, verify_file, write_sidecar)
 from robustbook.data.manifest import ManifestError, read_dataset
+from robustbook.data.root import ENV_VAR as ROOT_ENV
 from robustbook.data.root import data_root as _data_root
 
 ARCHIVE_SUBDIR = "archives"
@@ -28,6 +40,32 @@ DownloadFn = Callable[..., Path]
 
 class LabelFileError(ValueError):
     """A label file of a data set is missing, lacks a column, or has a malformed row."""
+
+
+class DataRootError(RuntimeError):
+    """The data root or the archive folder cannot be created or written."""
+
+
+#: archives verified in this process (size, official or recorded digest) whose first-use digest is not
+#: recorded yet: ``{resolved path: sha256}``; :func:`record_archives` records them once they proved good
+_UNRECORDED: dict[Path, str] = {}
+
+
+def ensure_writable_dir(folder: Path, what: str, option: str) -> Path:
+    """Create ``folder`` (and its parents) and check that files can be created in it.
+
+    :class:`DataRootError` naming the folder and the option that chooses
+    another one otherwise (``/proc/x``, a read-only mount, a path below a file).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryDirectory(dir=folder, prefix=".robustbook-write-test.").cleanup()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise DataRootError(f"cannot create or write the {what} {folder}: {reason}"
+                            + (f" ({exc.filename})" if exc.filename and str(exc.filename) != str(folder) else "")
+                            + f". Choose a folder you can write with {option}.") from None
+    return folder
 
 
 @dataclass(frozen=True)
@@ -62,9 +100,15 @@ def output_folder(name: str, data_root: str | os.PathLike | None, archive_dir: s
     whether a complete data set is already there and is to be left alone (``force`` rebuilds)."""
     root, archives = resolve_dirs(data_root, archive_dir)
     out = root / name
-    keep = not force and is_complete(out)
+    try:
+        keep = not force and is_complete(out)
+    except OSError as exc:  # e.g. a data root that may not be read
+        raise DataRootError(f"cannot read the data root {root}: {exc.strerror or exc}. Choose another one with "
+                            f"--data-root DIR or ${ROOT_ENV}.") from None
     if keep:
         print(f"{out} is already complete; pass --force to rebuild it", file=sys.stderr)
+    else:
+        ensure_writable_dir(root, "data root", f"--data-root DIR or ${ROOT_ENV}")
     return out, archives, keep
 
 
@@ -88,20 +132,44 @@ def fetch_archive(spec: ArchiveSpec, archive_dir: Path, download_fn: DownloadFn)
 
     A file already in the archive folder (downloaded earlier or placed by
     hand) is verified, never downloaded again: against ``spec.sha256`` when
-    known, else against its ``.sha256`` record (written on first use).
+    known, else against its ``.sha256`` record. An empty file or an HTML page
+    is refused. Without a record yet, none is written here: the script calls
+    :func:`record_archives` once the data set was built from the archive.
     """
     dest = archive_dir / spec.filename
-    if dest.is_file():
-        verify_file(dest, sha256=spec.sha256, size=spec.size)
-        return dest
-    archive_dir.mkdir(parents=True, exist_ok=True)
-    print(f"downloading {spec.url}\n         -> {dest}", file=sys.stderr)
-    return Path(download_fn(spec.url, dest, sha256=spec.sha256, size=spec.size))
+    if not dest.is_file():
+        ensure_writable_dir(archive_dir, "archive folder", "--archive-dir DIR (or --data-root DIR)")
+        had_record = read_sidecar(dest) is not None
+        print(f"downloading {spec.url}\n         -> {dest}", file=sys.stderr)
+        dest = Path(download_fn(spec.url, dest, sha256=spec.sha256, size=spec.size))
+        if spec.sha256 is None and not had_record:
+            sidecar_path(dest).unlink(missing_ok=True)  # a download's own first-use record waits for extraction
+    digest = verify_file(dest, sha256=spec.sha256, size=spec.size, record=False)
+    if spec.sha256 is None and read_sidecar(dest) is None:
+        _UNRECORDED[dest.resolve()] = digest
+    return dest
+
+
+def record_archives(*paths: Path | None) -> None:
+    """Record the first-use SHA-256 of each archive in ``paths`` that :func:`fetch_archive` verified
+    without a record, now that a data set was built from it (paths it did not fetch are ignored).
+    A record that cannot be written is a warning: the archive is trusted again on the next run."""
+    for path in paths:
+        if path is None:
+            continue
+        digest = _UNRECORDED.pop(Path(path).resolve(), None)
+        if digest is None:
+            continue
+        try:
+            write_sidecar(path, digest)
+        except OSError as exc:
+            print(f"warning: could not record the SHA-256 of {path} in {sidecar_path(path)} ({exc.strerror or exc})",
+                  file=sys.stderr)
 
 
 def archive_digest(path: Path, spec: ArchiveSpec) -> str | None:
-    """The SHA-256 an archive was verified against (official, or recorded on first use)."""
-    return spec.sha256 or read_sidecar(path)
+    """The SHA-256 an archive was verified against (official, recorded, or to be recorded on first use)."""
+    return spec.sha256 or read_sidecar(path) or _UNRECORDED.get(Path(path).resolve())
 
 
 def find_folder_prefix(archive: Path, folder: str) -> str:
@@ -137,15 +205,27 @@ def read_label_csv(path: Path, required: Sequence[str]) -> tuple[list[dict[str, 
     """Read a label CSV; return its rows and columns. :class:`LabelFileError` when a required column is missing."""
     if not path.is_file():
         raise LabelFileError(f"label file {path} is missing: the archive is not the expected one")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in columns]
-        if missing:
-            raise LabelFileError(f"label file {path.name} lacks the column(s) {missing}; its columns are {columns}. "
-                                 f"It is not the official file (or its format changed); delete the archive and "
-                                 f"download it again")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise LabelFileError(f"label file {path.name} lacks the column(s) {missing}; its columns are "
+                                     f"{columns}. It is not the official file (or its format changed); delete the "
+                                     f"archive and download it again")
+            rows = []
+            for i, r in enumerate(reader, start=2):
+                if None in r:
+                    raise LabelFileError(f"label file {path.name} line {i} has more fields than its header "
+                                         f"{columns}; is this the official file?")
+                rows.append({(k or "").strip(): (v or "").strip() for k, v in r.items()})
+    except UnicodeDecodeError as exc:
+        raise LabelFileError(f"label file {path.name} is not UTF-8 text (byte {exc.start}: {exc.reason}): it is "
+                             f"not the official file; delete the archive and download it again") from None
+    except csv.Error as exc:
+        raise LabelFileError(f"label file {path.name} is not a valid CSV file ({exc}); delete the archive and "
+                             f"download it again") from None
     if not rows:
         raise LabelFileError(f"label file {path.name} has no rows")
     return rows, columns
@@ -163,6 +243,28 @@ def parse_score(value: str, *, where: str, low: float, high: float) -> float:
     return score
 
 
+def seed_int(text: str) -> int:
+    """An argparse type: a seed in 0 .. 2**32-1 (what NumPy's seeding takes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0 .. {2**32 - 1}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """The options every data script takes."""
     p = argparse.ArgumentParser(description=description)
@@ -170,7 +272,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                    help="data root (default: $ROBUSTBOOK_DATA, else data/ in the repository)")
     p.add_argument("--archive-dir", default=None,
                    help="folder holding (or receiving) the downloaded archives (default: <data root>/archives)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the train/val/test split (default 0)")
     p.add_argument("--force", action="store_true", help="rebuild even when a complete data set is there")
     return p
 
@@ -183,20 +285,31 @@ def archive_main(description: str, prepare: Callable[..., Path], argv: Sequence[
 
 
 def run(prepare: Callable[[], Path]) -> int:
-    """Run ``prepare`` for the command line: a plain message and exit code 1 on expected failures."""
+    """Run ``prepare`` for the command line: a plain message, no traceback, on expected failures.
+
+    Exit code 2 when the data root or archive folder cannot be used, 1 for
+    every other explained failure (network, checksum, archive, label file, and
+    operating-system errors such as a full disk, which name the file)."""
     try:
         folder = prepare()
+    except DataRootError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except NetworkUnavailable as exc:
         print(str(exc), file=sys.stderr)
         return 1
     except (DownloadError, ArchiveError, LabelFileError, ManifestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     print(f"data set ready: {folder}")
     return 0
 
 
-__all__ = ["ARCHIVE_SUBDIR", "ArchiveSpec", "LabelFileError", "resolve_dirs", "is_complete", "output_folder",
-           "split_counts", "array_items", "fetch_archive",
-           "archive_digest", "find_folder_prefix", "find_file_prefix", "read_label_csv", "parse_score",
-           "base_parser", "archive_main", "run"]
+__all__ = ["ARCHIVE_SUBDIR", "ArchiveSpec", "LabelFileError", "DataRootError", "ensure_writable_dir",
+           "resolve_dirs", "is_complete", "output_folder", "split_counts", "array_items", "fetch_archive",
+           "record_archives", "archive_digest", "seed_int", "positive_int", "find_folder_prefix", "find_file_prefix",
+           "read_label_csv", "parse_score", "base_parser", "archive_main", "run"]

@@ -38,8 +38,8 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, fetch_archive,  # noqa: E402
-                     array_items, find_folder_prefix, output_folder, split_counts)
+from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, array_items,  # noqa: E402
+                     fetch_archive, find_folder_prefix, output_folder, record_archives, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
@@ -138,6 +138,7 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
             source="CIFAR-10 (Krizhevsky 2009), https://www.cs.toronto.edu/~kriz/cifar.html",
             notes="Official train (data_batch_1..5, 50,000) / test (test_batch, 10,000) split. score = label.",
             extra={"archives": {archive.name: archive_digest(archive, ARCHIVE)}, "md5_checked": check_official})
+    record_archives(archive)  # trusted on first use only now that it was extracted and decoded
     counts = split_counts(samples, ("train", "test"))
     print(f"{NAME}: {len(samples)} images, split {counts}", file=sys.stderr)
     return out

@@ -36,7 +36,7 @@ from PIL import Image
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import base_parser, output_folder, run, split_counts  # noqa: E402
+from _common import base_parser, output_folder, positive_int, run, split_counts  # noqa: E402
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import write_classification  # noqa: E402
@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser("Select, resize and index ImgNet10 (Table 3.6 of source 003) from your ImageNet copy.")
     parser.add_argument("--imagenet-dir", required=True,
                         help="your ImageNet training set: a folder with train/<wnid>/*.JPEG (or the train folder)")
-    parser.add_argument("--n-train", type=int, default=N_TRAIN, help=f"training images per class (default {N_TRAIN})")
-    parser.add_argument("--n-test", type=int, default=N_TEST, help=f"test images per class (default {N_TEST})")
-    parser.add_argument("--size", type=int, default=SIZE, help=f"image side after resizing (default {SIZE})")
+    parser.add_argument("--n-train", type=positive_int, default=N_TRAIN, help=f"training images per class (default {N_TRAIN})")
+    parser.add_argument("--n-test", type=positive_int, default=N_TEST, help=f"test images per class (default {N_TEST})")
+    parser.add_argument("--size", type=positive_int, default=SIZE, help=f"image side after resizing (default {SIZE})")
     args = parser.parse_args(argv)
     return run(lambda: prepare(args.imagenet_dir, data_root=args.data_root, seed=args.seed, force=args.force,
                                n_train=args.n_train, n_test=args.n_test, size=args.size))

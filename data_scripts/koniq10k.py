@@ -37,7 +37,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or l
 
 from _common import (ArchiveSpec, DownloadFn, LabelFileError, archive_digest, base_parser,  # noqa: E402
                      fetch_archive, find_file_prefix, find_folder_prefix, output_folder, parse_score,
-                     read_label_csv, run, split_counts)
+                     read_label_csv, record_archives, run, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import DownloadError, download, extract  # noqa: E402
@@ -93,6 +93,7 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
                    "archives": {p.name: archive_digest(p, s) for p, s in ((images_zip, IMAGES),
                                                                           (scores_zip, SCORES))}})
         write_dataset(tmp, samples, meta)
+    record_archives(images_zip, scores_zip, archives / SETS.filename)  # trusted now that they proved good
     counts = split_counts(samples)
     print(f"{NAME}: {len(samples)} images, split {counts} ({split_note})", file=sys.stderr)
     return out

@@ -51,7 +51,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or l
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (ArchiveSpec, DownloadFn, LabelFileError, archive_digest, base_parser,  # noqa: E402
-                     fetch_archive, find_file_prefix, output_folder, run, split_counts)
+                     fetch_archive, find_file_prefix, output_folder, record_archives, run, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import ArchiveError, download, extract  # noqa: E402
@@ -125,6 +125,7 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
                    "archives": ({archive.name: archive_digest(archive, ARCHIVE)} if archive is not None
                                 else {"extracted": str(extracted)})})
         write_dataset(tmp, samples, meta)
+    record_archives(archive)  # trusted on first use only now that it was extracted and indexed
     counts = split_counts(samples)
     print(f"{NAME}: {len(samples)} images, split {counts}", file=sys.stderr)
     return out

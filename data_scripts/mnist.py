@@ -41,8 +41,8 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, fetch_archive,  # noqa: E402
-                     array_items, output_folder, split_counts)
+from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, array_items,  # noqa: E402
+                     fetch_archive, output_folder, record_archives, split_counts)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
@@ -130,6 +130,7 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
             notes="Official train (60,000) / test (10,000) split; no validation split. score = digit label.",
             extra={"archives": {p.name: archive_digest(p, FILES[k]) for k, p in paths.items()},
                    "md5_checked": check_official})
+    record_archives(*paths.values())  # trusted on first use only now that they were decoded
     counts = split_counts(samples, ("train", "test"))
     print(f"{NAME}: {len(samples)} images, split {counts}", file=sys.stderr)
     return out

@@ -21,6 +21,14 @@ writes ``<dest>.sha256`` in ``sha256sum`` format, and every later run verifies
 the file against it. Delete that ``.sha256`` file if you deliberately replace
 the archive with a different version.
 
+Only a plausible file is ever recorded: an empty file, or one that starts like
+an HTML page (a login, error or redirect page saved in place of the archive),
+is refused before any digest is written. Callers that can check more (that the
+archive opens and extracts) pass ``record=False`` and write the record with
+:func:`write_sidecar` once it has: the scripts of ``data_scripts/`` do so, so
+a truncated or wrong archive is never trusted and its good replacement is not
+refused later.
+
 Errors
 ------
 ``DownloadError`` (a ``RuntimeError``) for every download failure;
@@ -118,24 +126,48 @@ def write_sidecar(dest: str | os.PathLike, digest: str) -> Path:
     return side
 
 
+def check_plausible(path: str | os.PathLike) -> None:
+    """Refuse an empty file or one that starts like an HTML page with :class:`ChecksumMismatch`.
+
+    Run before any digest of ``path`` is recorded: neither can be a data set's
+    archive, and trusting one would make its good replacement look corrupt.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ChecksumMismatch(f"{path} is empty (0 bytes), not the expected file: an interrupted copy or "
+                               f"download. Delete it and download it again, or place the right file there.",
+                               dest=path)
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if _looks_like_html(head):
+        raise ChecksumMismatch(f"{path} is an HTML page, not the expected file (probably a login, error or "
+                               f"redirect page saved in its place). Delete it and download the file again (the "
+                               f"data set may need you to accept its terms in a browser first), or place the "
+                               f"right file there.", dest=path)
+
+
 def verify_file(path: str | os.PathLike, *, sha256: str | None = None, size: int | None = None,
-                tofu: bool = True) -> str:
+                tofu: bool = True, record: bool = True) -> str:
     """Check ``path`` against ``size`` and ``sha256`` (or its ``.sha256`` record); return its digest.
 
     With ``sha256=None`` and ``tofu=True`` the digest recorded in
     ``<path>.sha256`` is the expected one; when there is no record yet, the
-    current digest is recorded (trust on first use). Raises
-    :class:`ChecksumMismatch` naming expected and actual values; the file is
-    left in place (callers decide whether to delete it).
+    current digest is recorded (trust on first use) unless ``record=False``
+    (the caller records it with :func:`write_sidecar` once the file has proved
+    good, e.g. extracted). An empty file or an HTML page is refused first
+    (:func:`check_plausible`). Raises :class:`ChecksumMismatch` naming expected
+    and actual values; the file is left in place (callers decide whether to
+    delete it).
     """
     path = Path(path)
+    check_plausible(path)
     if size is not None and path.stat().st_size != size:
         raise ChecksumMismatch(f"{path} has {path.stat().st_size} bytes, expected {size}: it is incomplete or "
                                f"not the right file; delete it and download it again", dest=path)
     got = file_sha256(path)
     expected = sha256.lower() if sha256 else (read_sidecar(path) if tofu else None)
     if expected is None:
-        if tofu:
+        if tofu and record:
             write_sidecar(path, got)
         return got
     if got != expected:
@@ -172,7 +204,7 @@ def _unlink(*paths: Path) -> None:
 
 
 def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, size: int | None = None,
-             progress: bool = True, timeout: float = 60) -> Path:
+             progress: bool = True, timeout: float = 60, record: bool = True) -> Path:
     """Download ``url`` to ``dest`` (resuming ``<dest>.part``) and verify it; return ``dest``.
 
     * ``dest`` already there and verifying (against ``sha256``, ``size`` or its
@@ -184,7 +216,9 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, si
       ``<!DOCTYPE``/``<html``) is refused: it is a login or redirect page.
     * A checksum mismatch deletes the downloaded file and raises
       :class:`ChecksumMismatch` with expected and actual digests.
-    * ``sha256=None``: trust on first use, see the module docstring.
+    * An empty answer is refused too.
+    * ``sha256=None``: trust on first use, see the module docstring;
+      ``record=False`` checks against an existing record but writes none.
     * No network: :class:`NetworkUnavailable`, whose message says where to
       place the file by hand. ``file://`` URLs work too (no resume).
     """
@@ -192,7 +226,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, si
     part = dest.with_name(dest.name + ".part")
     if dest.is_file():
         try:
-            verify_file(dest, sha256=sha256, size=size)
+            verify_file(dest, sha256=sha256, size=size, record=record)
             return dest
         except ChecksumMismatch as exc:
             print(f"{exc}\nDeleting {dest} and downloading it again.", file=sys.stderr)
@@ -204,6 +238,10 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, si
             _unlink(part)
             raise _html_error(url, dest, "the downloaded file starts like an HTML document")
     got_size = part.stat().st_size
+    if got_size == 0:
+        _unlink(part)
+        raise DownloadError(f"the server sent an empty file for {url}; nothing was saved.\n"
+                            + _manual_hint(url, dest), url=url, dest=dest)
     if size is not None and got_size != size:
         _unlink(part)
         raise ChecksumMismatch(f"the download of {url} has {got_size} bytes, expected {size}; it was deleted.\n"
@@ -220,7 +258,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, si
                                + "Otherwise the server sent a corrupt or different file; try again later or "
                                  "place a good copy by hand.\n" + _manual_hint(url, dest), url=url, dest=dest)
     os.replace(part, dest)
-    if sha256 is None and read_sidecar(dest) is None:
+    if sha256 is None and record and read_sidecar(dest) is None:
         write_sidecar(dest, digest)
     return dest
 
@@ -561,6 +599,6 @@ def _extract_member(m: _Member, root: Path, prefix: str, archive: Path) -> int:
     return 1
 
 
-__all__ = ["download", "extract", "file_sha256", "verify_file", "archive_members", "sidecar_path",
+__all__ = ["download", "extract", "file_sha256", "verify_file", "check_plausible", "archive_members", "sidecar_path",
            "read_sidecar", "write_sidecar", "DownloadError", "NetworkUnavailable", "ChecksumMismatch",
            "ArchiveError", "UnsafeArchiveError"]

@@ -83,9 +83,9 @@ def write_dataset(folder: str | Path, samples: Iterable[Sample], meta: DatasetMe
     """Validate ``samples`` and write ``manifest.csv`` and ``dataset.json`` into ``folder``."""
     folder = Path(folder)
     rows = list(samples)
-    _validate(rows, folder, check_files=True)
+    _validate(rows, folder, check_files=True, score_range=meta.score_range)
     with atomic_path(folder / MANIFEST) as tmp:
-        with tmp.open("w", newline="") as fh:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=COLUMNS)
             w.writeheader()
             for s in rows:
@@ -98,51 +98,95 @@ def write_dataset(folder: str | Path, samples: Iterable[Sample], meta: DatasetMe
 
 
 def read_dataset(folder: str | Path, *, check_files: bool = True) -> tuple[list[Sample], DatasetMeta]:
-    """Read and validate a prepared data set; raise :class:`ManifestError` with the reason."""
+    """Read and validate a prepared data set; raise :class:`ManifestError` with the reason.
+
+    Both files are read as UTF-8 (a leading byte-order mark is allowed); a file
+    that is not text, a malformed row, a path leaving the folder (``image`` or
+    ``reference``) or a score outside ``score_range`` is reported with the
+    file's name.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ManifestError(f"data set folder {folder} does not exist; prepare it with its script in data_scripts/")
     for name in (MANIFEST, META):
         if not (folder / name).is_file():
             raise ManifestError(f"{folder} has no {name}: the data set was not prepared completely; run its script in data_scripts/ again")
-    try:
-        raw = json.loads((folder / META).read_text())
-        raw.pop("n_samples", None)
-        raw.pop("splits", None)
-        raw["score_range"] = tuple(raw["score_range"])
-        meta = DatasetMeta(**raw)
-    except (json.JSONDecodeError, TypeError, KeyError) as exc:
-        raise ManifestError(f"{folder / META} is corrupt: {exc}") from exc
+    meta = _read_meta(folder / META)
     rows: list[Sample] = []
-    with (folder / MANIFEST).open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ManifestError(f"{folder / MANIFEST} has columns {reader.fieldnames}; expected {list(COLUMNS)}")
-        for i, r in enumerate(reader, start=2):
-            try:
-                rows.append(Sample(image=r["image"], reference=r["reference"], score=float(r["score"]),
-                                   ref_id=r["ref_id"], split=r["split"], distortion=r["distortion"],
-                                   level=int(r["level"])))
-            except (TypeError, ValueError) as exc:
-                raise ManifestError(f"{folder / MANIFEST} line {i} is malformed: {exc}") from exc
-    _validate(rows, folder, check_files=check_files)
+    path = folder / MANIFEST
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise ManifestError(f"{path} has columns {reader.fieldnames}; expected {list(COLUMNS)}")
+            for i, r in enumerate(reader, start=2):
+                if None in r:
+                    raise ManifestError(f"{path} line {i} is malformed: it has more than {len(COLUMNS)} fields")
+                try:
+                    rows.append(Sample(image=r["image"], reference=r["reference"], score=float(r["score"]),
+                                       ref_id=r["ref_id"], split=r["split"], distortion=r["distortion"],
+                                       level=int(r["level"])))
+                except (TypeError, ValueError) as exc:
+                    raise ManifestError(f"{path} line {i} is malformed: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); it is corrupt: prepare "
+                            f"the data set again") from None
+    except csv.Error as exc:
+        raise ManifestError(f"{path} is not a valid CSV file ({exc}); it is corrupt: prepare the data set "
+                            f"again") from None
+    _validate(rows, folder, check_files=check_files, score_range=meta.score_range, where=path)
     return rows, meta
 
 
-def _validate(rows: Sequence[Sample], folder: Path, *, check_files: bool) -> None:
+def _read_meta(path: Path) -> DatasetMeta:
+    """Read ``dataset.json``; :class:`ManifestError` naming it when it is not what :class:`DatasetMeta` takes."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+        if not isinstance(raw, dict):
+            raise TypeError(f"it holds a {type(raw).__name__}, not an object")
+        raw.pop("n_samples", None)
+        raw.pop("splits", None)
+        raw["score_range"] = tuple(raw["score_range"])
+        return DatasetMeta(**raw)
+    except ManifestError as exc:
+        raise ManifestError(f"{path} is corrupt: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path} is corrupt: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
+        raise ManifestError(f"{path} is corrupt: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_path(p: str, what: str, s: Sample, where: Path) -> None:
+    """``p`` must be a plain relative path inside the data set folder (on POSIX and Windows alike)."""
+    parts = p.replace("\\", "/").split("/")
+    if "\x00" in p or p.startswith(("/", "\\")) or Path(p).is_absolute() \
+            or (len(p) > 1 and p[1] == ":" and p[0].isalpha()) or ".." in parts:
+        raise ManifestError(f"{where}: sample {s.image!r}: {what} path {p!r} must be relative to the data set folder "
+                            f"and stay inside it")
+
+
+def _validate(rows: Sequence[Sample], folder: Path, *, check_files: bool,
+              score_range: tuple[float, float] | None = None, where: Path | None = None) -> None:
+    where = where or folder
     if not rows:
-        raise ManifestError(f"data set in {folder} has no samples")
+        raise ManifestError(f"data set in {where} has no samples")
     by_ref: dict[str, str] = {}
     for s in rows:
         if s.split not in SPLITS:
-            raise ManifestError(f"sample {s.image!r} has split {s.split!r}; valid: {SPLITS}")
+            raise ManifestError(f"{where}: sample {s.image!r} has split {s.split!r}; valid: {SPLITS}")
         if not math.isfinite(s.score):
-            raise ManifestError(f"sample {s.image!r} has a non-finite score {s.score}")
-        if Path(s.image).is_absolute() or ".." in Path(s.image).parts:
-            raise ManifestError(f"sample path {s.image!r} must be relative to the data set folder")
+            raise ManifestError(f"{where}: sample {s.image!r} has a non-finite score {s.score}")
+        if score_range is not None and not score_range[0] <= s.score <= score_range[1]:
+            raise ManifestError(f"{where}: sample {s.image!r} has score {s.score}, outside the data set's "
+                                f"score_range [{score_range[0]}, {score_range[1]}]")
+        if not s.image:
+            raise ManifestError(f"{where}: a sample has an empty image path")
+        _check_path(s.image, "image", s, where)
+        if s.reference:
+            _check_path(s.reference, "reference", s, where)
         prev = by_ref.setdefault(s.ref_id, s.split)
         if prev != s.split:
-            raise ManifestError(f"reference {s.ref_id!r} appears in both {prev!r} and {s.split!r}: train and test must never share a reference")
+            raise ManifestError(f"{where}: reference {s.ref_id!r} appears in both {prev!r} and {s.split!r}: train and test must never share a reference")
         if check_files:
             for p in (s.image, s.reference):
                 if p and not (folder / p).is_file():
