@@ -63,7 +63,7 @@ def _parse_value(text: str) -> Any:
     """Command-line values are YAML scalars or lists: ``3``, ``0.5``, ``true``, ``[1, 2]``, ``adam``."""
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):
         return text
 
 

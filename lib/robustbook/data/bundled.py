@@ -88,11 +88,14 @@ def reference_crops(crop: int, per_photo: int, seed: int, photos: tuple[str, ...
 
 
 def proxy_score(distorted: np.ndarray, pristine: np.ndarray) -> float:
-    """The proxy opinion score: ``100 × SSIM`` on RGB (see the module docstring)."""
+    """The proxy opinion score: ``100 × SSIM`` on RGB, clipped at 0 (see the module docstring).
+
+    SSIM can fall below 0 for anti-correlated images; the set's declared score range is [0, 100].
+    """
     from skimage.metrics import structural_similarity
 
-    return 100.0 * float(structural_similarity(pristine, distorted, channel_axis=-1, data_range=1.0,
-                                               gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+    return 100.0 * max(0.0, float(structural_similarity(pristine, distorted, channel_axis=-1, data_range=1.0,
+                                               gaussian_weights=True, sigma=1.5, use_sample_covariance=False)))
 
 
 def bundled_iqa(crop: int = 64, per_photo: int = 6, seed: int = 0, root: str | Path | None = None,
