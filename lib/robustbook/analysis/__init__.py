@@ -6,6 +6,8 @@
   norms, and the soft threshold / L∞ normalisation maps of eqs. (9)–(12)
 * :mod:`~robustbook.analysis.ode_flows` — integral curves, phase portraits and
   Gronwall's bound for the neural-ODE chapter (source 003, ch. 3)
+* :mod:`~robustbook.analysis.channels` — per-class channel-wise activations, activation
+  frequencies and weight-sorted channels (source 003, ch. 4, appendix 4.6.1)
 """
 from __future__ import annotations
 
@@ -44,3 +46,7 @@ __all__ = [
     "gronwall_bound",
     "estimate_lipschitz_dynamics",
 ]
+
+from robustbook.analysis.channels import ChannelActivations, channel_activations, channel_statistics  # noqa: E402
+
+__all__ += ["ChannelActivations", "channel_activations", "channel_statistics"]

@@ -5,6 +5,8 @@
   :class:`FeatureDenoise`, :func:`resnet_iqa`
 * neural ODEs (source 003, ch. 3): :class:`ODEBlock`, :func:`odenet`, :class:`FeatureDenoise` (``mode="dot"``),
   :class:`RandomResizePad`
+* CIFS (source 003, ch. 4): :class:`CIFS`, :class:`CAS`, :func:`resnet_cifar` (ResNet-18/10, WRN-28-10 with
+  CIFS/CAS at P1/P2), :func:`feed_labels`
 """
 from robustbook.models.feature_denoise import FeatureDenoise, add_feature_denoise
 from robustbook.models.input_randomization import RandomResizePad, Randomized
@@ -21,3 +23,8 @@ __all__ = ["SmallIQANet", "Normalize", "STNorm", "swap_batchnorm", "stnorm_modul
            "bpda_soft_threshold", "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise", "ResNetIQA", "TinyResNet",
            "resnet_iqa", "ODEBlock", "ODENet", "CNNNet", "ConvDynamics", "ConcatConv2d", "BasicBlockDynamics",
            "ResidualBlock", "odenet", "RandomResizePad", "Randomized"]
+
+from robustbook.models.cifs import CAS, CIFS, feed_labels, importance_mask  # noqa: E402
+from robustbook.models.resnet_cifar import CIFARResNet, resnet_cifar  # noqa: E402
+
+__all__ += ["CIFS", "CAS", "feed_labels", "importance_mask", "CIFARResNet", "resnet_cifar"]
