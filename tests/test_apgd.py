@@ -7,11 +7,10 @@ import math
 import pytest
 import torch
 import torchattacks
-from torch import nn
-
 from robustbook.attacks import apgd, losses, pgd
 from robustbook.attacks._core import loss_and_gradient
 from robustbook.attacks.apgd import checkpoints
+from torch import nn
 
 
 def _size(d: torch.Tensor, norm: str) -> torch.Tensor:
@@ -255,13 +254,13 @@ def test_reproducible_with_generator(tiny_classifier, image_batch):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(steps=-1), "steps"), (dict(steps=2.5), "steps"), (dict(steps=True), "steps"),
-    (dict(n_restarts=0), "n_restarts"), (dict(rho=0.0), "rho"), (dict(rho=1.5), "rho"),
-    (dict(norm="l1"), "norm"), (dict(eps=-0.1), "eps"),
+    ({"steps": -1}, "steps"), ({"steps": 2.5}, "steps"), ({"steps": True}, "steps"),
+    ({"n_restarts": 0}, "n_restarts"), ({"rho": 0.0}, "rho"), ({"rho": 1.5}, "rho"),
+    ({"norm": "l1"}, "norm"), ({"eps": -0.1}, "eps"),
 ])
 def test_bad_arguments(tiny_classifier, image_batch, kwargs, match):
     x, y = image_batch
-    args = dict(eps=4 / 255, steps=3) | kwargs
+    args = {"eps": 4 / 255, "steps": 3} | kwargs
     with pytest.raises(ValueError, match=match):
         apgd(tiny_classifier, x, y, args.pop("eps"), args.pop("steps"), **args)
 

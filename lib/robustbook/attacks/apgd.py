@@ -44,7 +44,14 @@ from typing import Callable
 
 import torch
 
-from robustbook.attacks._core import attack_mode, check_inputs, flat_norm, loss_and_gradient, project, resolve_loss
+from robustbook.attacks._core import (
+    attack_mode,
+    check_inputs,
+    flat_norm,
+    loss_and_gradient,
+    project,
+    resolve_loss,
+)
 from robustbook.attacks.losses import Loss
 
 __all__ = ["apgd", "checkpoints"]
