@@ -16,6 +16,7 @@ _EXPORTS = {
     "ManifestDataset": "tensors", "load_split": "tensors", "normalise_score": "tensors",
     "FlipRotateDataset": "tensors",
     "procedural10": "procedural", "digits": "digits", "mnist5k": "mnist_subset",
+    "fashion_mnist": "fmnist",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -47,6 +47,9 @@ REGISTRY: dict[str, Entry] = {
               script="livec.py"),
         Entry("mnist", "real", "classification",
               "MNIST, 60,000 + 10,000 greyscale 28x28 handwritten digits (LeCun et al. 1998)", script="mnist.py"),
+        Entry("fashion_mnist", "real", "classification",
+              "Fashion-MNIST, 60,000 + 10,000 greyscale 28x28 images of clothes (Xiao et al. 2017); "
+              "also read directly from Debian's dataset-fashion-mnist package", script="fashion_mnist.py"),
         Entry("svhn", "real", "classification",
               "SVHN cropped digits, 73,257 + 26,032 colour 32x32 house numbers (Netzer et al. 2011)",
               script="svhn.py"),
