@@ -225,3 +225,23 @@ def test_channel_activations_of_a_model() -> None:
     assert net.training                                   # modes restored
     with pytest.raises(ValueError, match="no submodule"):
         channel_activations(net, [(x, y)], "nope")
+
+
+def test_fat_early_stopping() -> None:
+    torch.manual_seed(9)
+    lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x = torch.rand(6, 1, 4, 4)
+    with torch.no_grad():
+        pred = lin(x).argmax(1)
+    wrong = (pred + 1) % 3
+    # already misclassified, tau = 0: no step at all
+    assert torch.equal(attacks.early_stopped_pgd(lin, x, wrong, 0.1, 0.02, 5, random_start=False), x)
+    # tau large: every step taken, as plain PGD
+    fat = attacks.FAT(0.1, 5, alpha=0.02, tau=10)
+    ref = attacks.pgd(lin, x, pred, 0.1, 0.02, 5)
+    gen_free = fat.replace(generator=torch.Generator().manual_seed(0))
+    out = attacks.early_stopped_pgd(lin, x, pred, 0.1, 0.02, 5, tau=10, random_start=False)
+    assert torch.allclose(out, ref) and str(fat).startswith("FAT")
+    assert (gen_free(lin, x, pred) - x).abs().max() <= 0.1 + 1e-6
+    with pytest.raises(ValueError, match="tau"):
+        attacks.early_stopped_pgd(lin, x, pred, 0.1, 0.02, 5, tau=-1)

@@ -27,3 +27,8 @@ from robustbook.attacks.wrappers import EOT, EOTDraws, FixedReference, eot, eot_
 __all__ = ["fgsm", "pgd", "apgd", "square", "gaussian_noise", "random_sign", "GaussianAugment", "losses", "input_gradient",
            "Attack", "AttackFn", "FGSM", "PGD", "APGD", "Square", "GaussianNoise", "RandomSign", "as_attacks",
            "EOT", "EOTDraws", "eot", "eot_loss", "FixedReference", "straight_through"]
+
+from robustbook.attacks.configured import FAT  # noqa: E402  (CIFS chapter: friendly adversarial training)
+from robustbook.attacks.fat import early_stopped_pgd  # noqa: E402
+
+__all__ += ["FAT", "early_stopped_pgd"]

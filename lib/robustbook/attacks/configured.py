@@ -43,7 +43,7 @@ from robustbook.attacks.pgd import pgd
 from robustbook.attacks.square import square
 from robustbook.attacks.wrappers import EOT_AVERAGES, eot
 
-__all__ = ["Attack", "AttackFn", "FGSM", "PGD", "APGD", "Square", "GaussianNoise", "RandomSign", "as_attacks"]
+__all__ = ["Attack", "AttackFn", "FGSM", "PGD", "APGD", "Square", "GaussianNoise", "RandomSign", "as_attacks", "FAT"]
 
 #: Anything with the attack signature: ``attack(model, x, y) -> x_adv`` (an :class:`Attack` or a plain callable).
 AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -293,3 +293,15 @@ def as_attacks(attacks: Mapping[str, AttackFn] | list | tuple) -> dict[str, Atta
             raise ValueError(f"two attacks are both labelled {str(a)!r}; pass a dict with distinct names")
         out[str(a)] = a
     return out
+
+
+def FAT(eps: float, steps: int, *, alpha: float | None = None, tau: int = 0, loss: Loss | None = None,
+        generator: torch.Generator | None = None, eval_mode: bool = True) -> Attack:
+    """Configured early-stopped PGD of Friendly Adversarial Training (:func:`~robustbook.attacks.fat.early_stopped_pgd`;
+    Zhang et al. 2020): a *training* attack. ``alpha`` defaults to ε/4 (CIFS chapter, Table 4.3)."""
+    from robustbook.attacks.fat import early_stopped_pgd
+
+    eps = _check_eps(eps)
+    return Attack("FAT", early_stopped_pgd, {"eps": eps, "alpha": eps / 4 if alpha is None else _check_eps(alpha, "alpha"),
+                                             "steps": _check_count(steps, "steps"), "tau": _check_count(tau, "tau", 0),
+                                             "loss": loss, "generator": generator, "eval_mode": eval_mode}, "linf")
