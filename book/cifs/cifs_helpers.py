@@ -1,0 +1,300 @@
+"""Training plans and evaluation grids of the CIFS chapter (source 003, chapter 4).
+
+The chapter's notebook shows what it teaches and calls these for the bookkeeping: the thesis'
+settings per data set (:data:`DATASETS`), the models it compares (:data:`VARIANTS`), training one
+model (adversarially, with the adaptive loss, per-epoch PGD-20 curve and best-epoch weights),
+and evaluating a model under every attack × β_atk with per-sample worst cases.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from robustbook import attacks
+from robustbook.attacks.losses import cross_entropy, margin
+from robustbook.checks import PerturbationChecks
+from robustbook.data import fashion_mnist, procedural10
+from robustbook.device import model_device
+from robustbook.losses.cifs import AdaptiveLoss
+from robustbook.models import feed_labels, resnet_cifar
+from robustbook.modes import preserved_modes
+from robustbook.seeding import seed_everything
+from robustbook.train import fit, make_loader
+
+#: the thesis' settings per data set (appendix 4.6.2-4.6.4). Attacks: name -> (steps, step size; 0 steps = FGSM)
+DATASETS: dict[str, dict[str, Any]] = {
+    "fmnist": dict(title="Fashion-MNIST", arch="resnet10", channels=1, eps=0.3, train_steps=20, train_alpha=0.02,
+                   lr=0.1, weight_decay=2e-4, milestones=(45, 75, 90), epochs=120,
+                   attacks={"FGSM": (0, 0.3), "PGD-20": (20, 0.01), "PGD-100": (100, 0.02)}),
+    "cifar10": dict(title="CIFAR-10", arch="resnet18", channels=3, eps=8 / 255, train_steps=10, train_alpha=2 / 255,
+                    lr=0.1, weight_decay=2e-4, milestones=(75, 90), epochs=120,
+                    attacks={"FGSM": (0, 8 / 255), "PGD-20": (20, 0.8 / 255), "C&W": (30, 0.8 / 255),
+                             "PGD-100": (100, 0.8 / 255)}),
+    "svhn": dict(title="SVHN", arch="resnet18", channels=3, eps=8 / 255, train_steps=10, train_alpha=2 / 255,
+                 lr=0.01, weight_decay=5e-4, milestones=(75, 90), epochs=120,
+                 attacks={"FGSM": (0, 8 / 255), "PGD-20": (20, 0.8 / 255), "C&W": (30, 0.8 / 255),
+                          "PGD-100": (100, 0.8 / 255)}),
+}
+CLASS_NAMES = {
+    "fmnist": ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    "svhn": tuple(str(d) for d in range(10)),
+}
+
+#: the models compared: channel module, CIFS options, training (β of ℓ_β; "normal" = clean training)
+MAIN = ("normal", "vanilla", "cas", "cifs")
+VARIANTS: dict[str, dict[str, Any]] = {
+    "normal": dict(cm=None, train="normal"), "vanilla": dict(cm=None), "cas": dict(cm="cas"), "cifs": dict(cm="cifs"),
+    "cifs_sigmoid": dict(cm="cifs", imgf="sigmoid"), "cifs_softplus": dict(cm="cifs", imgf="softplus"),
+    "cifs_softmax_k": dict(cm="cifs", softmax_scale="k"),
+    "cifs_beta0.1": dict(cm="cifs", beta=0.1), "cifs_beta1": dict(cm="cifs", beta=1.0),
+    "cifs_beta10": dict(cm="cifs", beta=10.0), "cifs_beta100": dict(cm="cifs", beta=100.0),
+    "cifs_P1": dict(cm="cifs", positions=("P1",)), "cifs_P2": dict(cm="cifs", positions=("P2",)),
+    "cifs_linear": dict(cm="cifs", p2_probe="linear"),
+    "cifs_top1": dict(cm="cifs", k=1), "cifs_top3": dict(cm="cifs", k=3),
+    "vanilla_fat": dict(cm=None, train="fat"), "cifs_fat": dict(cm="cifs", train="fat"),
+}
+#: ablation groups (parameter ``ablations``) -> the variants they add
+ABLATIONS = {"imgf": ("cifs_sigmoid", "cifs_softplus", "cifs_softmax_k"),
+             "beta": ("cifs_beta0.1", "cifs_beta1", "cifs_beta10", "cifs_beta100"),
+             "position": ("cifs_P1", "cifs_P2"), "probe": ("cifs_linear",), "topk": ("cifs_top1", "cifs_top3"),
+             "fat": ("vanilla_fat", "cifs_fat")}
+LABELS = {"normal": "Normal (clean training)", "vanilla": "Vanilla", "cas": "CAS", "cifs": "CIFS",
+          "cifs_sigmoid": "CIFS-sigmoid", "cifs_softplus": "CIFS-softplus", "cifs_softmax_k": "CIFS-softmax×k",
+          "cifs_beta0.1": "β = 0.1", "cifs_beta1": "β = 1", "cifs_beta10": "β = 10", "cifs_beta100": "β = 100",
+          "cifs_P1": "P1", "cifs_P2": "P2", "cifs_linear": "Linear-Linear", "cifs_top1": "top-1",
+          "cifs_top3": "top-3", "vanilla_fat": "Vanilla-FAT", "cifs_fat": "CIFS-FAT"}
+
+
+def variants(ablations: list[str]) -> list[str]:
+    """The main models plus every variant of the chosen ablation groups."""
+    out = list(MAIN)
+    for group in ablations:
+        out += [v for v in ABLATIONS[group] if v not in out]
+    return out
+
+
+def beta_key(beta: float, positions: tuple[str, ...] | None = None) -> str:
+    b = "inf" if math.isinf(beta) else f"{beta:g}"
+    return b + ("" if positions is None else "-" + "+".join(positions))
+
+
+def parse_beta(key: str) -> tuple[float, tuple[str, ...] | None]:
+    """``"2"`` -> (2, None); ``"inf-P1"`` -> (inf, ("P1",)) (attack one module's raw prediction only)."""
+    head, _, pos = key.partition("-")
+    return (math.inf if head == "inf" else float(head)), (tuple(pos.split("+")) if pos else None)
+
+
+# ------------------------------------------------------------------------------------------------ data
+def load_data(ds: str, cfg: Any) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_test, y_test) of data set ``ds`` at this profile's sizes.
+
+    Fashion-MNIST is always real (the prepared copy, else Debian's package). CIFAR-10 and SVHN are
+    the real sets with ``data=real`` and the procedural 10-class colour set at 32×32 otherwise.
+    """
+    seed = int(cfg.seed)
+    if ds == "fmnist":
+        return fashion_mnist(cfg.n_train, cfg.n_test, seed=seed)
+    if cfg.data == "real":
+        from robustbook.data.classification import load_classification
+
+        xtr, ytr = load_classification(ds, "train", channels=3, limit=cfg.n_train or None, seed=seed)
+        xte, yte = load_classification(ds, "test", channels=3, limit=cfg.n_test or None, seed=seed)
+        return xtr, ytr, xte, yte
+    n_tr = max(1, (cfg.n_train or 5000) // 10)
+    return procedural10(n_tr, max(1, cfg.n_test // 10), size=32, seed=seed)
+
+
+# ------------------------------------------------------------------------------------------------ models
+def build(ds: str, name: str, cfg: Any) -> torch.nn.Module:
+    """The network of variant ``name`` for data set ``ds`` (ResNet-10 / ResNet-18 / WRN-28-10 per ``cfg``)."""
+    D, V = DATASETS[ds], VARIANTS[name]
+    arch = cfg.cifar_arch if ds != "fmnist" else D["arch"]
+    kw = {k: V[k] for k in ("k", "imgf", "softmax_scale") if k in V}
+    return resnet_cifar(arch, 10, D["channels"], width=cfg.width, channel_module=V["cm"],
+                        positions=V.get("positions", ("P1", "P2")), p2_probe=V.get("p2_probe", "mlp"), **kw)
+
+
+def beta_train(name: str, cfg: Any) -> float:
+    """β of the training loss: the variant's, else the chapter's ``beta`` (thesis: 2 = |I|); 0 without modules."""
+    V = VARIANTS[name]
+    return 0.0 if V["cm"] is None else float(V.get("beta", cfg.beta))
+
+
+def train_attack(ds: str, name: str, net: torch.nn.Module, cfg: Any) -> attacks.Attack | None:
+    """The inner maximisation of eq. (4.4): PGD on ℓ_β (random start), in train mode so CIFS sees the labels.
+
+    ``train_steps`` = 0 takes the thesis' PGD-10/PGD-20 and step size; fewer steps take the step
+    ``max(thesis step, 2.5 ε / steps)`` (Madry et al.'s rule), so that the path still spans the ball.
+    """
+    V, D = VARIANTS[name], DATASETS[ds]
+    if V.get("train") == "normal":
+        return None
+    steps = cfg.train_steps or D["train_steps"]
+    alpha = D["train_alpha"] if steps >= D["train_steps"] else max(D["train_alpha"], 2.5 * D["eps"] / steps)
+    loss = AdaptiveLoss(net, beta_train(name, cfg))
+    if V.get("train") == "fat":
+        return attacks.FAT(D["eps"], steps, alpha=alpha, tau=cfg.fat_tau, loss=loss, eval_mode=False)
+    return attacks.PGD(D["eps"], steps, alpha=alpha, loss=loss, eval_mode=False)
+
+
+def milestones(ds: str, epochs: int) -> list[int]:
+    """The thesis' learning-rate drops (×0.1), at the same fractions of a shorter schedule."""
+    D = DATASETS[ds]
+    return sorted({max(1, round(m * epochs / D["epochs"])) for m in D["milestones"] if m < D["epochs"]})
+
+
+def curve_attack(ds: str) -> attacks.Attack:
+    steps, alpha = DATASETS[ds]["attacks"]["PGD-20"]
+    return attacks.PGD(DATASETS[ds]["eps"], steps, alpha=alpha, generator=torch.Generator().manual_seed(20))
+
+
+def train_variant(ds: str, name: str, cfg: Any, data: tuple, progress: bool = False) -> dict:
+    """Train one model; return its last and best-epoch weights (best = highest PGD-20 accuracy) and history."""
+    xtr, ytr, xte, yte = data
+    D = DATASETS[ds]
+    seed_everything(int(cfg.seed))
+    net = build(ds, name, cfg)
+    loader = make_loader(TensorDataset(xtr, ytr), cfg.batch_size, shuffle=True, seed=int(cfg.seed))
+    x_c, y_c = xte[: cfg.n_curve], yte[: cfg.n_curve]
+    pgd20 = curve_attack(ds)
+    best: dict[str, Any] = {"acc": -1.0, "state": None, "epoch": 0}
+
+    def eval_fn(model, _loader):
+        t0 = time.perf_counter()
+        with preserved_modes(model, training=False):
+            clean = _accuracy(model, x_c, y_c)
+            adv = _accuracy(model, attack_in_batches(pgd20, model, x_c, y_c), y_c)
+        return {"clean_acc": clean, "pgd20_acc": adv, "eval_seconds": time.perf_counter() - t0}
+
+    def keep_best(record, model):
+        if record["pgd20_acc"] > best["acc"]:
+            best.update(acc=record["pgd20_acc"], epoch=record["epoch"],
+                        state={k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    lr = D["lr"] if cfg.lr is None or cfg.lr == 0 else cfg.lr
+    history = fit(net, feed_labels(loader, net), loss_fn=AdaptiveLoss(net, beta_train(name, cfg), reduction="mean"),
+                  epochs=cfg.epochs, seed=int(cfg.seed), attack=train_attack(ds, name, net, cfg),
+                  optimizer=lambda p: torch.optim.SGD(p, lr=lr, momentum=0.9, weight_decay=D["weight_decay"]),
+                  scheduler=lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones(ds, cfg.epochs), 0.1),
+                  eval_fn=eval_fn, progress=progress,
+                  callbacks=[keep_best])
+    return {"state": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "best_state": {k: v.cpu() for k, v in best["state"].items()}, "best_epoch": best["epoch"],
+            "history": history.as_dict()}
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 256) -> float:
+    dev = model_device(model)
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + bs].to(dev)).argmax(1).cpu() for i in range(0, len(x), bs)])
+    return float((pred == y).float().mean())
+
+
+def attack_in_batches(attack: Callable, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      bs: int = 256) -> torch.Tensor:
+    dev = model_device(model)
+    with torch.enable_grad():
+        return torch.cat([attack(model, x[i:i + bs].to(dev), y[i:i + bs].to(dev)).cpu()
+                          for i in range(0, len(x), bs)])
+
+
+def attack_grid(ds: str, model: torch.nn.Module, betas: list[str], attack_names: list[str] | None = None,
+                seed: int = 0) -> dict[str, dict[str, attacks.Attack]]:
+    """{attack: {β_atk key: Attack}}: the thesis' attacks on ℓ_β (C&W: the margin loss in ℓ_β) for every β_atk.
+
+    A vanilla model has no raw predictions: it gets β_atk = 0 only. Keys naming a position the
+    model lacks (``inf-P2`` for a P1-only model) are skipped.
+    """
+    D = DATASETS[ds]
+    have = set(getattr(model, "select", {}) or {})
+    grid: dict[str, dict[str, attacks.Attack]] = {}
+    for name, (steps, alpha) in D["attacks"].items():
+        if attack_names is not None and name not in attack_names:
+            continue
+        base = margin if name == "C&W" else cross_entropy
+        row = {}
+        for key in (betas if have else ["0"]):
+            beta, pos = parse_beta(key)
+            if pos is not None and not set(pos) <= have:
+                continue
+            loss = AdaptiveLoss(model, beta, positions=pos, base=base)
+            gen = torch.Generator().manual_seed(seed + 7919 * len(row))
+            row[key] = (attacks.FGSM(D["eps"], loss=loss) if steps == 0 else
+                        attacks.PGD(D["eps"], steps, alpha=alpha, loss=loss, generator=gen))
+        grid[name] = row
+    return grid
+
+
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+             grid: dict[str, dict[str, attacks.Attack]], eps: float, bs: int = 256) -> dict[str, Any]:
+    """Accuracies (%) of ``model`` under every attack and β_atk, with per-sample worst cases.
+
+    Returns ``{"natural", "attacks": {name: {"beta": {key: acc}, "worst": acc, "worst_beta": key,
+    "class": [acc per class of the worst case], "topk": {1, 2, 3} (β = 0), "probe": {key: {pos: acc}}}},
+    "worst": acc over every attack}`` and the perturbation checks under ``"_checks"``.
+    Every point is attacked (also clean-misclassified ones, for the top-k table); a point counts as
+    robust only if it is clean-correct and survives.
+    """
+    dev = model_device(model)
+    checks = PerturbationChecks("linf", eps)
+    out: dict[str, Any] = {"attacks": {}}
+    with preserved_modes(model, training=False):
+        with torch.no_grad():
+            clean = torch.cat([model(x[i:i + bs].to(dev)).argmax(1).cpu() for i in range(0, len(x), bs)]) == y
+        out["natural"] = 100 * float(clean.float().mean())
+        everything = clean.clone()
+        for name, row in grid.items():
+            node: dict[str, Any] = {"beta": {}, "probe": {}}
+            alive = clean.clone()
+            for key, attack in row.items():
+                x_adv = attack_in_batches(attack, model, x, y, bs)
+                checks.update(x, x_adv)
+                logits, probes = _logits(model, x_adv, bs)
+                ok = clean & (logits.argmax(1) == y)
+                node["beta"][key] = 100 * float(ok.float().mean())
+                node["probe"][key] = {p: 100 * float((v.argmax(1) == y).float().mean()) for p, v in probes.items()}
+                if key == "0":
+                    top = logits.topk(3, dim=1).indices
+                    node["topk"] = {str(k): 100 * float((top[:, :k] == y[:, None]).any(1).float().mean())
+                                    for k in (1, 2, 3)}
+                alive &= ok
+            node["worst"] = 100 * float(alive.float().mean())
+            node["worst_beta"] = min(node["beta"], key=node["beta"].get)
+            node["class"] = [100 * float(alive[y == c].float().mean()) if (y == c).any() else None
+                             for c in range(int(y.max()) + 1)]
+            everything &= alive
+            out["attacks"][name] = node
+        out["worst"] = 100 * float(everything.float().mean())
+    out["_checks"] = checks
+    return out
+
+
+def _logits(model: torch.nn.Module, x: torch.Tensor, bs: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    dev = model_device(model)
+    outs, probes = [], {}
+    with torch.no_grad():
+        for i in range(0, len(x), bs):
+            outs.append(model(x[i:i + bs].to(dev)).cpu())
+            for p, v in getattr(model, "probe_logits", {}).items():
+                probes.setdefault(p, []).append(v.detach().cpu())
+    return torch.cat(outs), {p: torch.cat(v) for p, v in probes.items()}
+
+
+def balanced_subset(y: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+    """Indices of ``per_class`` test images of every class (the thesis' 200 per class for AutoAttack)."""
+    g = np.random.default_rng(seed)
+    idx = [g.permutation(np.flatnonzero(y.numpy() == c))[:per_class] for c in range(int(y.max()) + 1)]
+    return torch.from_numpy(np.sort(np.concatenate(idx)))
+
+
+def strip_checks(ev: dict) -> dict:
+    """``evaluate``'s result without its perturbation accumulator (for ``run.log``)."""
+    return {k: copy.deepcopy(v) for k, v in ev.items() if not k.startswith("_")}
