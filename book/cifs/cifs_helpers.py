@@ -76,6 +76,8 @@ def variants(ablations: list[str]) -> list[str]:
     """The main models plus every variant of the chosen ablation groups."""
     out = list(MAIN)
     for group in ablations:
+        if group == "none":
+            continue
         out += [v for v in ABLATIONS[group] if v not in out]
     return out
 
@@ -150,8 +152,11 @@ def milestones(ds: str, epochs: int) -> list[int]:
     return sorted({max(1, round(m * epochs / D["epochs"])) for m in D["milestones"] if m < D["epochs"]})
 
 
-def curve_attack(ds: str) -> attacks.Attack:
+def curve_attack(ds: str, max_steps: int = 0) -> attacks.Attack:
+    """PGD-20 on the output's cross-entropy (the per-epoch curve of Fig. 4.4 and the activation figures);
+    ``max_steps`` > 0 caps the steps (smoke only)."""
     steps, alpha = DATASETS[ds]["attacks"]["PGD-20"]
+    steps = min(steps, max_steps) if max_steps else steps
     return attacks.PGD(DATASETS[ds]["eps"], steps, alpha=alpha, generator=torch.Generator().manual_seed(20))
 
 
@@ -163,7 +168,7 @@ def train_variant(ds: str, name: str, cfg: Any, data: tuple, progress: bool = Fa
     net = build(ds, name, cfg)
     loader = make_loader(TensorDataset(xtr, ytr), cfg.batch_size, shuffle=True, seed=int(cfg.seed))
     x_c, y_c = xte[: cfg.n_curve], yte[: cfg.n_curve]
-    pgd20 = curve_attack(ds)
+    pgd20 = curve_attack(ds, cfg.max_attack_steps)
     best: dict[str, Any] = {"acc": -1.0, "state": None, "epoch": 0}
 
     def eval_fn(model, _loader):

@@ -40,5 +40,7 @@ def check(m: dict) -> None:
         for name, t in node.items():
             assert 1 <= t["best_epoch"] <= len(t["epochs"]), (name, t["best_epoch"])
             assert all(e["train_loss"] == e["train_loss"] for e in t["epochs"]), name          # no NaN
+    normal = m["train"]["fmnist"]["normal"]["epochs"][-1]
+    assert normal["clean_acc"] > 0.2, normal                              # clean training learnt (chance: 0.1)
     sc = m["scorecard"]
     assert sum(sc.values()) > 40 and sc["not reproduced"] + sc["direction only"] + sc["reproduced"] > 0, sc
