@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -223,6 +224,8 @@ def test_channel_activations_of_a_model() -> None:
     adv = channel_activations(net, [(x, y)], "penultimate", attack=attacks.FGSM(0.1))
     assert not torch.allclose(torch.tensor(adv.magnitude), torch.tensor(st.magnitude))
     assert net.training                                   # modes restored
+    both = channel_activations(net, [(x, y)], ["blocks.3", "penultimate"])
+    assert both[0].weights is not None and np.allclose(both[1].magnitude, st.magnitude)
     with pytest.raises(ValueError, match="no submodule"):
         channel_activations(net, [(x, y)], "nope")
 

@@ -212,11 +212,12 @@ def attack_in_batches(attack: Callable, model: torch.nn.Module, x: torch.Tensor,
 
 
 def attack_grid(ds: str, model: torch.nn.Module, betas: list[str], attack_names: list[str] | None = None,
-                seed: int = 0) -> dict[str, dict[str, attacks.Attack]]:
+                seed: int = 0, long_betas: list[str] | None = None) -> dict[str, dict[str, attacks.Attack]]:
     """{attack: {β_atk key: Attack}}: the thesis' attacks on ℓ_β (C&W: the margin loss in ℓ_β) for every β_atk.
 
-    A vanilla model has no raw predictions: it gets β_atk = 0 only. Keys naming a position the
-    model lacks (``inf-P2`` for a P1-only model) are skipped.
+    ``long_betas`` (default ``betas``) are the β_atk tried with the long attack (PGD-100). A vanilla
+    model has no raw predictions: it gets β_atk = 0 only. Keys naming a position the model lacks
+    (``inf-P2`` for a P1-only model) are skipped.
     """
     D = DATASETS[ds]
     have = set(getattr(model, "select", {}) or {})
@@ -226,7 +227,8 @@ def attack_grid(ds: str, model: torch.nn.Module, betas: list[str], attack_names:
             continue
         base = margin if name == "C&W" else cross_entropy
         row = {}
-        for key in (betas if have else ["0"]):
+        tried = (long_betas or betas) if steps >= 100 else betas
+        for key in (tried if have else ["0"]):
             beta, pos = parse_beta(key)
             if pos is not None and not set(pos) <= have:
                 continue

@@ -16,7 +16,7 @@ Introduced in the CIFS chapter.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -96,52 +96,65 @@ def _resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
         raise ValueError(f"model has no submodule {layer!r}") from None
 
 
-def channel_activations(model: nn.Module, loader: Iterable, layer: nn.Module | str, *,
+def channel_activations(model: nn.Module, loader: Iterable, layer: nn.Module | str | Sequence[nn.Module | str], *,
                         num_classes: int | None = None, weights: torch.Tensor | None | str = "fc",
-                        attack: Callable | None = None, threshold: float = 0.01) -> ChannelActivations:
+                        attack: Callable | None = None,
+                        threshold: float = 0.01) -> ChannelActivations | list[ChannelActivations]:
     """Per-class channel-wise activations of ``layer``'s output over ``loader`` (appendix 4.6.1).
 
     Args:
         model: the classifier (run in eval mode; modes restored).
         loader: yields ``(x, y)`` batches (a DataLoader, or a list of tensor pairs).
         layer: the module (or its dotted name) whose output (N, C, H, W) is pooled, e.g.
-            ``"penultimate"`` of :class:`~robustbook.models.resnet_cifar.CIFARResNet`.
+            ``"penultimate"`` of :class:`~robustbook.models.resnet_cifar.CIFARResNet`; a list of
+            layers returns a list of results from the same forward passes (and the same attack).
         num_classes: K (default: ``model.num_classes`` or the largest label + 1).
         weights: the last layer's weights (K, C), the name of a linear submodule (default ``"fc"``),
-            or None (channels then sorted by magnitude).
+            or None (channels then sorted by magnitude). Used for every layer of a list whose
+            channel count matches; other layers are sorted by magnitude.
         attack: optional ``attack(model, x, y) -> x_adv``: statistics of adversarial data.
         threshold: fraction of an image's largest channel activation above which a channel counts
             as activated (thesis: 1 %).
     """
-    module = _resolve_layer(model, layer)
+    many = isinstance(layer, (list, tuple))
+    layers = list(layer) if many else [layer]
+    modules = [_resolve_layer(model, lay) for lay in layers]
     if isinstance(weights, str):
         weights = _resolve_layer(model, weights).weight
     dev = model_device(model)
-    captured: list[torch.Tensor] = []
+    captured: list[list[torch.Tensor]] = [[] for _ in modules]
 
-    def hook(_m, _inp, out):
-        if out.dim() != 4:
-            raise ValueError(f"layer {layer!r} must output (N, C, H, W) features, got {tuple(out.shape)}")
-        captured.append(out.detach().mean(dim=(2, 3)).cpu())
+    def make_hook(i: int):
+        def hook(_m, _inp, out):
+            if out.dim() != 4:
+                raise ValueError(f"layer {layers[i]!r} must output (N, C, H, W) features, got {tuple(out.shape)}")
+            captured[i].append(out.detach().mean(dim=(2, 3)).cpu())
+        return hook
 
-    acts, labels = [], []
+    labels = []
     with preserved_modes(model, training=False):
         for x, y in loader:
             x, y = x.to(dev), y.to(dev)
             if attack is not None:
                 with torch.enable_grad():
                     x = attack(model, x, y).detach()
-            handle = module.register_forward_hook(hook)
+            handles = [m.register_forward_hook(make_hook(i)) for i, m in enumerate(modules)]
             try:
                 with torch.no_grad():
                     model(x)
             finally:
-                handle.remove()
-            acts.append(captured.pop())
+                for h in handles:
+                    h.remove()
             labels.append(y.cpu())
-            captured.clear()
-    if not acts:
+    if not labels:
         raise ValueError("the loader yielded no batches")
-    a, y = torch.cat(acts), torch.cat(labels)
-    k = num_classes or getattr(model, "num_classes", None) or int(y.max()) + 1
-    return channel_statistics(a, y, int(k), weights=None if weights is None else weights.cpu(), threshold=threshold)
+    y = torch.cat(labels)
+    k = int(num_classes or getattr(model, "num_classes", None) or int(y.max()) + 1)
+    out = []
+    for caps in captured:
+        a = torch.cat(caps)
+        w = weights if weights is not None and tuple(weights.shape) == (k, a.shape[1]) else None
+        if w is None and weights is not None and not many:
+            w = weights  # a single layer: let channel_statistics report the mismatch
+        out.append(channel_statistics(a, y, k, weights=None if w is None else w.detach().cpu(), threshold=threshold))
+    return out if many else out[0]
