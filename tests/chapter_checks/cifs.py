@@ -24,7 +24,7 @@ def check(m: dict) -> None:
                         assert list(betas) == ["0"], betas                   # no raw prediction to attack
                         top = node["topk"]
                         assert top["1"] <= top["2"] <= top["3"], top
-                    else:
+                    elif which == "last":
                         assert len(betas) > 1, (name, betas)                 # the adaptive attack ran
                         assert set(node["probe"]["0"]) == {"P1", "P2"}, node["probe"]
     for key, node in m["aa"].items():
