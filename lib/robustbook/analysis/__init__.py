@@ -44,3 +44,8 @@ __all__ = [
     "gronwall_bound",
     "estimate_lipschitz_dynamics",
 ]
+
+# singular values of convolutions, spectral norms, perturbation growth (source 001)
+from robustbook.analysis.spectral import conv_singular_values, perturbation_growth, spectral_norm_power  # noqa: E402
+
+__all__ += ["conv_singular_values", "spectral_norm_power", "perturbation_growth"]

@@ -27,3 +27,9 @@ from robustbook.attacks.wrappers import EOT, EOTDraws, FixedReference, eot, eot_
 __all__ = ["fgsm", "pgd", "apgd", "square", "gaussian_noise", "random_sign", "GaussianAugment", "losses", "input_gradient",
            "Attack", "AttackFn", "FGSM", "PGD", "APGD", "Square", "GaussianNoise", "RandomSign", "as_attacks",
            "EOT", "EOTDraws", "eot", "eot_loss", "FixedReference", "straight_through"]
+
+# Robustness as architecture (source 001): universal perturbation and spatial transformation attacks
+from robustbook.attacks.stadv import StAdv, stadv  # noqa: E402
+from robustbook.attacks.uap import UAP, apply_uap, train_uap  # noqa: E402
+
+__all__ += ["UAP", "train_uap", "apply_uap", "StAdv", "stadv"]

@@ -37,3 +37,9 @@ __all__ = [
     "paired_bootstrap_srocc",
     "BootstrapResult",
 ]
+
+# MSU benchmark robustness scores (source 001)
+from robustbook.metrics.score_robustness import (ScoreCI, abs_gain, abs_gain_ci, auc_over_eps,  # noqa: E402
+                                                 r_score, r_score_ci, robustness_scores)
+
+__all__ += ["abs_gain", "r_score", "abs_gain_ci", "r_score_ci", "ScoreCI", "auc_over_eps", "robustness_scores"]

@@ -21,3 +21,13 @@ __all__ = ["SmallIQANet", "Normalize", "STNorm", "swap_batchnorm", "stnorm_modul
            "bpda_soft_threshold", "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise", "ResNetIQA", "TinyResNet",
            "resnet_iqa", "ODEBlock", "ODENet", "CNNNet", "ConvDynamics", "ConcatConv2d", "BasicBlockDynamics",
            "ResidualBlock", "odenet", "RandomResizePad", "Randomized"]
+
+# Robustness as architecture (source 001): orthogonal convolutions, RobustBlock, NR-IQA models, pruning
+from robustbook.models.nr_iqa import DBCNN, NR_MODELS, LinearityIQA, TReS, nr_iqa_model  # noqa: E402
+from robustbook.models.orthogonal import AOLConv2d, CayleyConv2d, cayley, orthogonal_conv  # noqa: E402
+from robustbook.models.pruning import make_permanent, prune_filters, prunable_convs  # noqa: E402
+from robustbook.models.robust_block import MaxMin, RobustBlock, StagedNet  # noqa: E402
+
+__all__ += ["CayleyConv2d", "AOLConv2d", "cayley", "orthogonal_conv", "RobustBlock", "MaxMin", "StagedNet",
+            "LinearityIQA", "DBCNN", "TReS", "nr_iqa_model", "NR_MODELS", "prune_filters", "prunable_convs",
+            "make_permanent"]

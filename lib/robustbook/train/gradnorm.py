@@ -49,7 +49,7 @@ def fit_gradient_norm(model: nn.Module, loader: Iterable, *, loss_fn: Callable[[
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(x)
+            total += float(loss.detach()) * len(x)
             count += len(x)
         history.append(total / max(count, 1))
     return history
