@@ -3,7 +3,7 @@
 #
 # Chapter 0 showed that a few grey levels, aligned with the gradient, move a quality model's score
 # wherever an attacker wants. Adversarial training (AT) pays for robustness with an attack per
-# training batch. Bezobrazov et al. {cite}`bezobrazov2025robustness` propose to build robustness
+# training batch. The source of this chapter {cite}`robustarch2025` proposes to build robustness
 # into the **architecture** instead: an IQA network is a chain of layers, and a perturbation
 # $\delta$ of the input grows at most by the product of the layers' Lipschitz constants,
 #
@@ -81,6 +81,7 @@ import robustblock_helpers as H
 from robustbook import attacks, metrics
 from robustbook.analysis import conv_singular_values, perturbation_growth
 from robustbook.attacks import losses
+from robustbook.attacks.stadv import flow_smoothness
 from robustbook.chapter import start
 from robustbook.device import default_device
 from robustbook.evaluate import attack_quality
@@ -156,7 +157,10 @@ ortho
 # %% [markdown]
 # ## The models and the training plan
 #
-# The source modifies three published NR-IQA models. We build each with its published
+# The block: adaptive average pooling to a square map, a 1×1 channel reduction, the orthogonal
+# convolution back to the input's channels, and MaxMin {cite}`anil2019sorting` (channel pairs
+# sorted: a permutation, so norm-preserving); no residual path, since $x + f(x)$ can double a
+# perturbation. The source modifies three published NR-IQA models. We build each with its published
 # *structure* on one small backbone of six conv blocks (`StagedNet`: two 3×3 conv-BN-ReLU layers
 # with a residual each; positions 1..6 of the block are "after stage *i*"):
 #
@@ -398,8 +402,8 @@ say([f"{100 * float(k[1:].replace('p', '.')):g} % pruned: SROCC {v['srocc']:.3f}
 # The universal perturbation is learned against each evaluated model (white-box, like PGD).
 
 # %%
-display(Markdown("```python\n" + inspect.getsource(attacks.uap.train_uap).split('"""')[0] + "    ...\n"
-                 + inspect.getsource(attacks.stadv.flow_smoothness) + "```"))
+display(Markdown("```python\n" + inspect.getsource(attacks.train_uap).split('"""')[0] + "    ...\n"
+                 + inspect.getsource(flow_smoothness) + "```"))
 FAMILIES = {"pgd": [f"pgd{H.eps_key(e)}" for e in cfg.pgd_eps], "uap": [f"uap{H.eps_key(a)}" for a in cfg.uap_amplitudes],
             "stadv": [f"stadv{H.eps_key(f)}" for f in cfg.stadv_flows]}
 for (name, d), mdl in MAIN.items():

@@ -260,8 +260,12 @@ def layer_spectral_norms(model: nn.Module, crop: int, iters: int) -> list[dict[s
     from robustbook.models import CayleyConv2d
 
     shapes: dict[str, tuple] = {}
-    hooks = [m.register_forward_pre_hook(lambda mod, inp, n=n: shapes.setdefault(n, tuple(inp[0].shape[1:])))
-             for n, m in model.backbone.named_modules() if isinstance(m, (nn.Conv2d, CayleyConv2d))]
+    def hook(name):
+        def record(mod, inp):
+            shapes.setdefault(name, tuple(inp[0].shape[1:]))  # returns None: the input is unchanged
+        return record
+
+    hooks = [m.register_forward_pre_hook(hook(n)) for n, m in model.backbone.named_modules() if isinstance(m, (nn.Conv2d, CayleyConv2d))]
     with torch.no_grad():
         model.eval()(torch.rand(1, 3, crop, crop, device=next(model.parameters()).device))
     for h in hooks:

@@ -1,9 +1,9 @@
 """stAdv: spatially transformed adversarial examples (Xiao et al., ICLR 2018).
 
 Instead of adding noise, stAdv moves every pixel by a flow ``f = (Δu, Δv)`` and samples the image
-bilinearly at the moved positions (their eq. (1)-(2)). It maximises the attack objective minus
-``τ · L_flow``, the total-variation smoothness of the flow (their eq. (4)):
-``L_flow(f) = Σ_p Σ_{q ∈ N(p)} sqrt(‖Δu_p − Δu_q‖² + ‖Δv_p − Δv_q‖² + 1e-8)`` over the 4-neighbours.
+bilinearly at the moved positions. It maximises the attack objective minus
+``τ · L_flow``, the total-variation smoothness of the flow:
+``L_flow(f) = Σ_p Σ_{q ∈ N(p)} sqrt(‖Δu_p − Δu_q‖² + ‖Δv_p − Δv_q‖² + 1e-8)`` over the 4-neighbours (their flow loss).
 Xiao et al. optimise with L-BFGS and no hard bound; the book uses Adam and bounds the
 displacement of every pixel by ``max_flow`` pixels (clamped after each step), which makes the
 budget checkable. In the MSU benchmark's set-up (Antsiferova et al., AAAI 2024) the objective
@@ -37,7 +37,7 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 def flow_smoothness(flow: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``L_flow`` of Xiao et al. eq. (4) (4-neighbourhood, replicate border)."""
+    """Per-sample flow loss ``L_flow`` of Xiao et al. (4-neighbourhood, replicate border)."""
     f = F.pad(flow, (1, 1, 1, 1), mode="replicate")
     c = f[:, :, 1:-1, 1:-1]
     total = 0

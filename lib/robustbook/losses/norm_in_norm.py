@@ -1,12 +1,12 @@
 """The norm-in-norm loss of Li, Jiang & Jiang, "Norm-in-Norm Loss with Faster Convergence and Better
-Performance for Image Quality Assessment", ACM MM 2020 (the "Linearity" IQA model), eqs. (1)-(6).
+Performance for Image Quality Assessment", ACM MM 2020 (the "Linearity" IQA model).
 
 Predictions ``ŝ`` and labels ``s`` of a batch are each centred and divided by their ``L_q`` norm,
-``ŝ' = (ŝ − mean ŝ) / ‖ŝ − mean ŝ‖_q`` (eqs. (1)-(3)); the loss is
-``ℓ = ‖ŝ' − s'‖_p^p / c`` with ``c = (2^{max(1, 1/q)} · N^{max(0, 1/p − 1/q)})^p`` (eqs. (4)-(5)),
+``ŝ' = (ŝ − mean ŝ) / ‖ŝ − mean ŝ‖_q``; the loss is
+``ℓ = ‖ŝ' − s'‖_p^p / c`` with ``c = (2^{max(1, 1/q)} · N^{max(0, 1/p − 1/q)})^p``,
 optionally plus the same distance after the best linear rescaling ``ρ ŝ' − s'`` with ``ρ`` their
-cosine similarity (eq. (6)); ``alpha`` weighs the two. Defaults ``p = 1, q = 2, alpha = (1, 0)``:
-the norm-in-norm term alone (our reading of the authors' default; ``alpha=(1, 1)`` adds eq. (6)).
+cosine similarity; ``alpha`` weighs the two. Defaults ``p = 1, q = 2, alpha = (1, 0)``:
+the norm-in-norm term alone (our reading of the authors' default; ``alpha=(1, 1)`` adds the second term).
 The loss only sees the batch's *linear* agreement: it fixes neither offset nor scale of the
 scores, so a model trained with it predicts on its own scale (PLCC and SROCC are unaffected).
 """

@@ -1,13 +1,13 @@
 """Orthogonal and 1-Lipschitz convolutions: Cayley (FFT), AOL, AOC, and a plain one behind one option.
 
-Introduced in the chapter "Robustness as architecture" (source 001, Bezobrazov et al. 2025,
+Introduced in the chapter "Robustness as architecture" (source 001,
 arXiv 2506.04951), whose RobustBlock is built on the first of them.
 
 * :class:`CayleyConv2d` — Trockman & Kolter, "Orthogonalizing Convolutional Layers with the
   Cayley Transform", ICLR 2021. A circular convolution is block-diagonal in the 2-D Fourier
   basis: at every frequency ``(u, v)`` it multiplies the channel vector by a matrix
   ``Ŵ(u, v) ∈ C^{out×in}``. The layer replaces each ``Ŵ(u, v)`` by its Cayley transform
-  ``(I + A)^{-1}(I − A)`` of the skew-Hermitian ``A = Ŵ − Ŵ^H`` (their eq. (5)-(6)), which is
+  ``(I + A)^{-1}(I − A)`` of the skew-Hermitian ``A = Ŵ − Ŵ^H``, which is
   unitary, so the whole convolution is orthogonal. Rectangular case (their section 4.2, the
   ``cayley`` function of their code): for ``out > in`` write ``Ŵ = [U; V]`` with ``U`` the first
   ``in`` rows; the first ``in`` columns of the Cayley transform of the ``out × out`` skew matrix

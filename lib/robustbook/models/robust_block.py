@@ -1,6 +1,6 @@
 """RobustBlock: an orthogonal, norm-preserving block inserted into a backbone (source 001).
 
-Bezobrazov et al., "Robustness as Architecture: Designing IQA Models to Withstand Adversarial
+The source 001 (arXiv 2506.04951), "Robustness as Architecture: Designing IQA Models to Withstand Adversarial
 Perturbations" (arXiv 2506.04951), section "RobustBlock": channel reduction, adaptive pooling to a
 square map, an FFT-based orthogonal convolution (Trockman & Kolter 2021, Cayley transform),
 placed "between the last two conv blocks". The summary we work from leaves the rest open; the

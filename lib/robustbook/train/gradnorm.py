@@ -1,10 +1,10 @@
-"""NT: training with gradient-norm regularisation (Liu, Wang, Yan, Zhou & Wu, "Defense Against
+"""NT: training with gradient-norm regularisation (Liu, Yang, Li, Ding & Jiang, "Defense Against
 Adversarial Attacks on No-Reference Image Quality Models with Gradient Norm Regularization", CVPR 2024).
 
 Source 001's Table 4 lists "NT" beside adversarial training without expanding it; the book takes
 Liu et al.'s method, which penalises the L1 norm of the score's input gradient,
 ``L = ℓ(f(x), y) + λ · ‖∇_x f(x)‖_1``, with the norm approximated by a finite difference along
-the gradient's sign, ``‖∇_x f(x)‖_1 ≈ (f(x + h · sign ∇_x f(x)) − f(x)) / h`` (their eq. (9)),
+the gradient's sign, ``‖∇_x f(x)‖_1 ≈ (f(x + h · sign ∇_x f(x)) − f(x)) / h``,
 so each step costs one extra forward-backward pass instead of a double backward.
 """
 from __future__ import annotations
