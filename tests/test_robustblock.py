@@ -304,3 +304,15 @@ def test_perturbation_growth():
     stages[1].weight.data.fill_(3.0)
     x, d = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
     assert perturbation_growth(stages, x, d) == pytest.approx([1.0, 3.0])
+
+
+def test_cayley_inference_cache_follows_the_weights():
+    torch.manual_seed(6)
+    layer = CayleyConv2d(3, 4, 3, input_size=8)
+    x = torch.rand(2, 3, 8, 8)
+    with_grad = layer(x)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), with_grad, atol=1e-6)
+        layer.weight.mul_(-1.3)  # an in-place change must invalidate the cached spectrum
+        changed = layer(x)
+    assert torch.allclose(changed, layer(x), atol=1e-6) and not torch.allclose(changed, with_grad, atol=1e-3)

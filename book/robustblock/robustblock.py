@@ -406,6 +406,7 @@ display(Markdown("```python\n" + inspect.getsource(attacks.train_uap).split('"""
                  + inspect.getsource(flow_smoothness) + "```"))
 FAMILIES = {"pgd": [f"pgd{H.eps_key(e)}" for e in cfg.pgd_eps], "uap": [f"uap{H.eps_key(a)}" for a in cfg.uap_amplitudes],
             "stadv": [f"stadv{H.eps_key(f)}" for f in cfg.stadv_flows]}
+run.log("budgets", {"uap_eps": cfg.uap_eps, "stadv_flows": list(cfg.stadv_flows)})
 for (name, d), mdl in MAIN.items():
     delta = attacks.train_uap(mdl, DATA["train"][0], cfg.uap_eps, epochs=cfg.uap_epochs, generator=GEN)
     suite = {**grid, **{f"uap{H.eps_key(a)}": attacks.UAP(delta, a) for a in cfg.uap_amplitudes},

@@ -85,6 +85,9 @@ class CayleyConv2d(nn.Module):
 
     The weight is ``(out, in, k, k)`` like ``nn.Conv2d``'s; the layer computes
     ``y = irfft2(Q(u, v) · rfft2(x))`` with ``Q = cayley(α Ŵ/‖Ŵ‖_F)`` at each frequency.
+    Without autograd (``torch.no_grad()``, i.e. deployed inference) ``Q`` is computed once and
+    reused until the weights change (tracked by their version counters), as one would deploy
+    the layer; with autograd it is rebuilt at every call, as in Trockman & Kolter's code.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
@@ -137,6 +140,15 @@ class CayleyConv2d(nn.Module):
         q = cayley(self.alpha * w / w.norm())
         return q.reshape(n, n // 2 + 1, self.out_channels, self.in_channels)
 
+    def _cached_matrices(self, n: int) -> torch.Tensor:
+        key = (n, self.weight._version, self.alpha._version, self.weight.data_ptr(), self.weight.dtype,
+               self.weight.device)
+        cache = getattr(self, "_q_cache", None)
+        if cache is None or cache[0] != key:
+            cache = (key, self.matrices(n).detach())
+            object.__setattr__(self, "_q_cache", cache)  # not a buffer: never saved, never moved
+        return cache[1]
+
     def _check_size(self, n: int | None) -> int:
         if n is None:
             raise ValueError("the layer has no input size yet: pass input_size= or call it on an input first")
@@ -153,7 +165,8 @@ class CayleyConv2d(nn.Module):
             raise ValueError(f"CayleyConv2d expects square inputs (N, {self.in_channels}, n, n), got {tuple(x.shape)}")
         n = self._check_size(int(x.shape[-1]))
         batch = x.shape[0]
-        q = self.matrices(n).reshape(n * (n // 2 + 1), self.out_channels, self.in_channels)
+        q = self._cached_matrices(n) if not torch.is_grad_enabled() else self.matrices(n)
+        q = q.reshape(n * (n // 2 + 1), self.out_channels, self.in_channels)
         xfft = torch.fft.rfft2(x).permute(2, 3, 1, 0).reshape(n * (n // 2 + 1), self.in_channels, batch)
         yfft = (q @ xfft.to(q.dtype)).reshape(n, n // 2 + 1, self.out_channels, batch)
         y = torch.fft.irfft2(yfft.permute(3, 2, 0, 1), s=(n, n))
