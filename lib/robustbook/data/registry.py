@@ -37,6 +37,9 @@ REGISTRY: dict[str, Entry] = {
               build=_bundled_iqa),
         Entry("koniq10k", "real", "nr-iqa", "KonIQ-10k, 10,073 in-the-wild images with MOS (Hosu et al. 2020)",
               script="koniq10k.py"),
+        Entry("nips2017_dev", "real", "classification",
+              "NIPS 2017 adversarial competition development set, 1,000 ImageNet-compatible 299x299 images "
+              "(robustness evaluation, source 001)", script="nips2017_dev.py"),
         Entry("kadid10k", "real", "fr-iqa", "KADID-10k, 81 references x 25 distortions x 5 levels (Lin et al. 2019)",
               script="kadid10k.py"),
         Entry("live", "real", "fr-iqa",
