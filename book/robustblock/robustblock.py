@@ -28,6 +28,7 @@ profile = "quick"   # smoke, quick or full; a parameter left at None takes the v
 run_dir = None      # the run folder; the runner sets it
 seed = None
 data_source = None
+robust_set = None
 crop = None
 per_photo = None
 n_train = None
@@ -96,6 +97,7 @@ DEV = default_device()
 GEN = torch.Generator().manual_seed(cfg.seed)
 DATA = H.load_data(cfg)
 XTE, YTE = DATA["test"]
+XR = DATA["robust"]  # None: the robustness scores use the test split
 run.log("data", {"n_train": len(DATA["train"][0]), "n_test": len(XTE)})
 run.banner(DATA["note"])
 E_MID = cfg.pgd_eps[len(cfg.pgd_eps) // 2]  # the ablations' PGD budget (1/255)
@@ -299,7 +301,7 @@ attack_mid = {"pgd": H.pgd(E_MID, cfg.pgd_steps, GEN)}
 x1 = XTE[:1].to(DEV)
 pos_rows = {}
 for p, mdl in {0: MAIN[("linearity", "vanilla")], **POS_MODELS}.items():
-    r = H.evaluate(mdl, XTE.to(DEV), YTE.to(DEV), attack_mid)
+    r = H.evaluate(mdl, XTE.to(DEV), YTE.to(DEV), attack_mid, XR)
     blk_p = mdl.backbone.inserted.get(p)
     row = {"srocc": r["clean"]["srocc"], "plcc": r["clean"]["plcc"], "abs_gain": r["pgd"]["abs_gain"],
            "r_score": r["pgd"]["r_score"], "ms": H.inference_ms(mdl, x1, cfg.timing_repeats),
@@ -334,7 +336,7 @@ say([f"Block after stage {k[1:]}: SROCC {v['srocc']:.3f} ({v['srocc'] - P['p0'][
 grid = {f"pgd{H.eps_key(e)}": H.pgd(e, cfg.pgd_steps, GEN) for e in cfg.pgd_eps}
 kind_rows = {}
 for k, mdl in {"unmodified": MAIN[("linearity", "vanilla")], **KIND_MODELS}.items():
-    r = H.evaluate(mdl, XTE.to(DEV), YTE.to(DEV), grid)
+    r = H.evaluate(mdl, XTE.to(DEV), YTE.to(DEV), grid, XR)
     g = [r[a]["abs_gain"] for a in grid]
     rs = [r[a]["r_score"] for a in grid]
     row = {"srocc": r["clean"]["srocc"], "abs_gain_auc": metrics.auc_over_eps(cfg.pgd_eps, g),
@@ -362,7 +364,7 @@ say([f"{k}: R-Score-AUC {v['r_score_auc']:.2f}, AbsGain-AUC {v['abs_gain_auc']:.
 display(Markdown("```python\n" + inspect.getsource(prune_filters).split('"""')[0] + "    ...\n```"))
 prune_rows = {}
 for s_, mdl in {0.0: T.block("linearity", cfg.position, cfg.conv), **PRUNE_MODELS}.items():
-    r = H.evaluate(mdl, XTE.to(DEV), YTE.to(DEV), attack_mid)
+    r = H.evaluate(mdl, XTE.to(DEV), YTE.to(DEV), attack_mid, XR)
     zero = sum(int((c.weight.flatten(1).norm(dim=1) == 0).sum()) for c in mdl.backbone.modules() if type(c) is nn.Conv2d)
     total = sum(c.out_channels for c in mdl.backbone.modules() if type(c) is nn.Conv2d)
     row = {"srocc": r["clean"]["srocc"], "plcc": r["clean"]["plcc"], "abs_gain": r["pgd"]["abs_gain"],
@@ -411,7 +413,7 @@ for (name, d), mdl in MAIN.items():
     delta = attacks.train_uap(mdl, DATA["train"][0], cfg.uap_eps, epochs=cfg.uap_epochs, generator=GEN)
     suite = {**grid, **{f"uap{H.eps_key(a)}": attacks.UAP(delta, a) for a in cfg.uap_amplitudes},
              **{f"stadv{H.eps_key(f)}": attacks.StAdv(f, cfg.stadv_steps) for f in cfg.stadv_flows}}
-    r = H.evaluate(mdl, XTE.to(DEV), YTE.to(DEV), suite)
+    r = H.evaluate(mdl, XTE.to(DEV), YTE.to(DEV), suite, XR)
     for fam, keys in FAMILIES.items():
         r[f"{fam}_mean"] = {k: H.mean(r[a][k] for a in keys) for k in ("abs_gain", "r_score", "srocc")}
     run.log(f"main.{name}.{d}", r)
@@ -580,7 +582,8 @@ choices = {
     "attacks": f"PGD-{pp['pgd_steps']} at {pp['pgd_eps']}/255; UAP ‖δ‖∞ ≤ {pp['uap_eps']} at amplitudes {pp['uap_amplitudes']}; "
                f"stAdv ≤ {pp['stadv_flows']} px, {pp['stadv_steps']} Adam steps; all raise the score",
     "AUC": "trapezoid rule over the ε grid divided by its range",
-    "robustness set": "the test split of the training data (the source uses the NIPS 2017 images; no script yet)",
+    "robustness set": ("NIPS 2017 development set (the source's)" if pp["robust_set"] == "nips2017"
+                       else "the test split of the training data (the source uses the NIPS 2017 images: -p robust_set nips2017)"),
     "data": DATA["note"],
 }
 pd.DataFrame({"choice": choices}).rename_axis("where the source is silent")

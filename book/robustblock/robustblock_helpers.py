@@ -61,7 +61,14 @@ def load_data(cfg: Mapping[str, Any]) -> dict[str, Any]:
     lim = lambda n: n or None  # noqa: E731  (0 = all)
     xtr, ytr, _ = load_split(folder, "train", size=size, limit=lim(cfg["n_train"]), seed=cfg["seed"])
     xte, yte, _ = load_split(folder, "test", size=size, limit=lim(cfg["n_test"]), seed=cfg["seed"])
-    return {"train": (xtr, ytr), "test": (xte, yte), "note": note}
+    out = {"train": (xtr, ytr), "test": (xte, yte), "note": note, "robust": None}
+    if cfg["robust_set"] == "nips2017":  # the source's robustness set: 1,000 images, no quality labels needed
+        xr, _, _ = load_split(prepare("nips2017_dev"), "test", size=cfg["crop"], limit=lim(cfg["n_test"]),
+                              seed=cfg["seed"])
+        out["robust"] = xr
+        out["note"] += (f"; robustness scores on {len(xr)} images of the NIPS 2017 adversarial-competition "
+                        f"development set, resized to {cfg['crop']} px")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -211,18 +218,24 @@ class Trainer:
 
 # ---------------------------------------------------------------------------------------------- evaluation
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_set: Mapping[str, Any],
-             batch_size: int = 64) -> dict[str, Any]:
-    """Clean SROCC/PLCC and, per attack, SROCC/PLCC on the attacked images, absolute gain and R-Score (95 % CIs).
+             x_robust: torch.Tensor | None = None, batch_size: int = 64) -> dict[str, Any]:
+    """Clean SROCC/PLCC on (x, y) and, per attack, absolute gain and R-Score (95 % CIs) and SROCC/PLCC attacked.
 
-    Abs gain and R-Score use the model's own clean predictions for the min-max scaling (MSU benchmark).
+    The attacks run on ``x`` or, if given, on ``x_robust`` (a set without quality labels, such as
+    NIPS 2017's: attacked SROCC/PLCC are then ``None``). Abs gain and R-Score use the model's own
+    clean predictions on the attacked set for the min-max scaling (MSU benchmark).
     """
     clean = predict(model, x, batch_size)
     out: dict[str, Any] = {"clean": {"srocc": metrics.srocc(clean, y), "plcc": metrics.plcc(clean, y)}}
+    xr = x if x_robust is None else x_robust.to(x.device)
+    yr = y if x_robust is None else torch.zeros(len(xr), device=x.device)  # score-raising attacks ignore labels
+    clean_r = clean if x_robust is None else predict(model, xr, batch_size)
     for key, attack in attack_set.items():
-        xa = attack_all(attack, model, x, y, batch_size)
+        xa = attack_all(attack, model, xr, yr, batch_size)
         pred = predict(model, xa, batch_size)
-        out[key] = {"srocc": metrics.srocc(pred, y), "plcc": metrics.plcc(pred, y),
-                    **metrics.robustness_scores(clean, pred), "linf": float((xa - x).abs().max()),
+        labelled = x_robust is None
+        out[key] = {"srocc": metrics.srocc(pred, y) if labelled else None, "plcc": metrics.plcc(pred, y) if labelled else None,
+                    **metrics.robustness_scores(clean_r, pred), "linf": float((xa - xr).abs().max()),
                     "nan": int(torch.isnan(xa).sum()), "out_of_box": int(((xa < 0) | (xa > 1)).sum())}
     return out
 
@@ -296,5 +309,6 @@ def summary_numbers(values: Mapping[str, float]) -> str:
 
 
 def mean(xs) -> float:
-    xs = [float(v) for v in xs]
+    """Mean of the numbers in ``xs`` (``None`` entries, e.g. attacked SROCC on an unlabelled set, skipped)."""
+    xs = [float(v) for v in xs if v is not None]
     return float(np.mean(xs)) if xs else float("nan")
