@@ -304,10 +304,6 @@ def stage_modules(model: nn.Module) -> list[nn.Module]:
     return [nn.Sequential(model.normalize, stages[0])] + stages[1:]
 
 
-def summary_numbers(values: Mapping[str, float]) -> str:
-    return ", ".join(f"{k} {v:.3f}" for k, v in values.items())
-
-
 def mean(xs) -> float:
     """Mean of the numbers in ``xs`` (``None`` entries, e.g. attacked SROCC on an unlabelled set, skipped)."""
     xs = [float(v) for v in xs if v is not None]
