@@ -137,7 +137,7 @@ class Trainer:
 
     def _fit(self, model, name, epochs, lr, **kw):
         fit(model, _loader(self.cfg, self.data, self.cfg["seed"]), loss_fn=LOSS[name], epochs=epochs,
-            optimizer=_adam(lr), seed=self.cfg["seed"], device=self.dev, progress=not self.quiet, **kw)
+            optimizer=_adam(lr), seed=self.cfg["seed"], device=self.dev, progress=False, **kw)
         return {k: v.detach().cpu() for k, v in make_permanent(model).state_dict().items()}
 
     def base(self, name: str) -> nn.Module:
