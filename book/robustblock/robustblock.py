@@ -484,7 +484,8 @@ pd.DataFrame(m["overhead"]).T.round(3)
 # middle PGD budget and the black-box Square attack {cite}`andriushchenko2020square` of the same
 # budget (`n_checks` images, objective: raise the score). Its checks flag random outputs (→ EOT),
 # zero gradients (→ BPDA), perturbations outside the budget, and a black-box attack that beats the
-# white-box one (gradient masking). Both attacks raise the score, so the black-box check compares
+# white-box one (gradient masking); it runs `robustbook.checks.run_checks` on its results. Both
+# attacks raise the score, so the black-box check compares
 # their objective, the mean raise of the score, with a margin of 5 % of the spread (standard
 # deviation) of the model's clean scores: the models predict on different scales (the
 # norm-in-norm loss fixes none). Flagged checks are printed in full.
@@ -594,7 +595,8 @@ pd.DataFrame({"choice": choices}).rename_axis("where the source is silent")
 
 # %% tags=["hide-input"]
 sc = m["scorecard"]
-bad = card.loc[card["verdict"] == "not reproduced", "claim"].tolist()
+bad = [f"{r.claim} (ours {r.ours}, expected {r.expected or r.paper})"
+       for r in card.loc[card["verdict"] == "not reproduced"].itertuples()]
 say([f"{sum(sc.values())} claims: {sc['reproduced']} reproduced, {sc['direction only']} in direction only, "
      f"{sc['not reproduced']} not reproduced, {sc['not run at this profile']} not judged at the {run.profile} profile.",
      ("Not reproduced here: " + "; ".join(bad) + ".") if bad else "Every judged claim held."])
