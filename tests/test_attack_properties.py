@@ -22,6 +22,7 @@ test's source), so CI is deterministic; no example database is written.
 from __future__ import annotations
 
 import functools
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -189,7 +190,7 @@ def test_square_history_rises_and_ends_above_the_stripe_start(data, eps, queries
     adv, history = square(cnn(), x, y, eps, queries=queries, generator=torch.Generator().manual_seed(seed),
                           return_history=True)
     assert len(history) == queries
-    assert all(b >= a for a, b in zip(history, history[1:])), history
+    assert all(b >= a for a, b in pairwise(history)), history
     stripes = square(cnn(), x, y, eps, queries=1, generator=torch.Generator().manual_seed(seed))
     start = per_sample_loss(cnn(), stripes, y, losses.cross_entropy)
     final = per_sample_loss(cnn(), adv, y, losses.cross_entropy)
