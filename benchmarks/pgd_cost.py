@@ -41,7 +41,11 @@ Fair protocol against torchattacks
 * APGD is ours only if ``robustbook.attacks.apgd`` exists (the script runs without it).
 
 Run it on one thread (``OMP_NUM_THREADS=1``; ``make bench`` does) so the passes are not
-timed with a thread pool that the bookkeeping does not use.
+timed with a thread pool that the bookkeeping does not use. The clock is this process's
+CPU time by default (``--clock cpu``): on a shared machine, wall time also counts the
+time other processes held the core, which no number of repetitions averages away;
+with one thread CPU time is the work done. ``--clock wall`` for an idle machine or
+several threads.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pgd_cost.py [--batch 64] [--size 64] [--repeats 5]
         [--steps 10] [--only resnet,odenet]
@@ -84,7 +88,10 @@ class ScoreAsLogits(nn.Module):
         return torch.stack([s, -s], 1)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, clock: Callable[[], float]) -> dict[str, float]:
     """Median seconds of each function, timed in turn (the order rotating) after one warm-up each."""
     for fn in fns.values():
         fn()
@@ -92,9 +99,9 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
+            t0 = clock()
             fns[name]()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -145,7 +152,8 @@ def cases(size: int) -> list[Case]:
     return out
 
 
-def measure(case: Case, batch: int, steps: int, repeats: int) -> tuple[float, float | None]:
+def measure(case: Case, batch: int, steps: int, repeats: int,
+            clock: Callable[[], float] = time.process_time) -> tuple[float, float | None]:
     """``(ours / passes, ours / torchattacks or None)`` for one case."""
     model = case.model.eval()
     x = torch.rand(batch, *case.shape)
@@ -156,7 +164,7 @@ def measure(case: Case, batch: int, steps: int, repeats: int) -> tuple[float, fl
             "passes": lambda: forward(model, x, steps),
             "ours": lambda: square(model, x, y, EPS, queries=steps, loss=loss,
                                    generator=torch.Generator().manual_seed(0)),
-        }, repeats)
+        }, repeats, clock)
         return t["ours"] / t["passes"], None
 
     # torchattacks needs class labels: a quality model is attacked through ScoreAsLogits by both libraries
@@ -173,7 +181,7 @@ def measure(case: Case, batch: int, steps: int, repeats: int) -> tuple[float, fl
         if case.labels:
             ta = torchattacks.APGD(model, norm="Linf", eps=EPS, steps=steps, n_restarts=1, loss="ce", seed=0)
             fns["torchattacks"] = lambda: ta(x, y)
-        t = interleaved(fns, repeats)
+        t = interleaved(fns, repeats, clock)
         return t["ours"] / t["passes"], (t["ours"] / t["torchattacks"] if case.labels else None)
 
     if case.attack == "eot-pgd":
@@ -197,7 +205,7 @@ def measure(case: Case, batch: int, steps: int, repeats: int) -> tuple[float, fl
         if not case.labels:
             fns["ours-clf"] = lambda: pgd(clf, x, y_clf, EPS, ALPHA, steps, loss=losses.cross_entropy,
                                           random_start=True)
-    t = interleaved(fns, repeats)
+    t = interleaved(fns, repeats, clock)
     return t["ours"] / t["passes"], t.get("ours-clf", t["ours"]) / t["torchattacks"]
 
 
@@ -208,16 +216,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10, help="PGD/APGD steps, or Square queries")
     ap.add_argument("--only", default="", help="comma-separated case keys (e.g. resnet,apgd-resnet); default all")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                    help="cpu: this process's CPU time (default; robust to other processes on a shared machine, "
+                         "meaningful with one thread); wall: elapsed time")
     args = ap.parse_args()
     torch.manual_seed(0)
     only = {k for k in args.only.split(",") if k}
-    print(f"batch {args.batch}, {args.steps} steps or queries, {torch.get_num_threads()} threads, "
+    print(f"batch {args.batch}, {args.steps} steps or queries, {torch.get_num_threads()} threads, {args.clock} time, "
           f"medians of {args.repeats} interleaved repeats; APGD: {'yes' if apgd else 'not installed'}")
     print(f"  {'model':<32} {'attack':<8} {'passes per step':<16} {'ours/passes':>11} {'ours/torchattacks':>18}")
     for case in cases(args.size):
         if only and case.key not in only:
             continue
-        r_passes, r_ta = measure(case, args.batch, args.steps, args.repeats)
+        r_passes, r_ta = measure(case, args.batch, args.steps, args.repeats, CLOCKS[args.clock])
         passes = {"pgd": "fwd+bwd", "eot-pgd": f"{case.draws} fwd+bwd", "square": "fwd",
                   "apgd": "fwd+bwd (+1)"}[case.attack]
         flags = []
