@@ -416,3 +416,16 @@ def test_bpda_soft_threshold_is_an_attack_option():
     assert all(s.ste is False for s in stnorm_modules(model))
     with pytest.raises(ValueError, match="ste must be"):
         STNorm(2, ste="threshhold")
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.2, 0.7])
+def test_soft_threshold_matches_eq9_values_and_gradients(lam):
+    """The fused kernel computes eq. (9), sign(u)·max(|u| − λ, 0), and its (sub)gradient, at the band edges too."""
+    u = torch.cat([torch.randn(500, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 0.5,
+                   torch.tensor([lam, -lam, 0.0], dtype=torch.float64)])
+    a, b = u.clone().requires_grad_(), u.clone().requires_grad_()
+    ya, yb = soft_threshold(a, lam), torch.sign(b) * torch.clamp(b.abs() - lam, min=0.0)
+    assert torch.equal(ya, yb)
+    ya.sum().backward()
+    yb.sum().backward()
+    assert torch.equal(a.grad, b.grad)
