@@ -13,8 +13,14 @@ from robustbook.attacks import fgsm
 from robustbook.models.feature_denoise import FeatureDenoise, add_feature_denoise
 from robustbook.models.lwta import LWTA, lwta_mask, swap_relu_for_lwta
 from robustbook.models.resnet_iqa import ResNetIQA, TinyResNet, resnet_iqa
-from robustbook.models.stnorm import (STNorm, linf_normalize, soft_threshold, stnorm_modules,
-                                      straight_through_stnorm, swap_batchnorm)
+from robustbook.models.stnorm import (
+    STNorm,
+    linf_normalize,
+    soft_threshold,
+    stnorm_modules,
+    straight_through_stnorm,
+    swap_batchnorm,
+)
 
 # A 1×2×1×2 input: channel 0 = (1, −4), channel 1 = (2, 0.5).
 X_HAND = torch.tensor([[[[1.0, -4.0]], [[2.0, 0.5]]]])

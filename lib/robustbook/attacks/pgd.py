@@ -1,12 +1,19 @@
 """Projected Gradient Descent (Madry et al. 2018), L∞ and L2, with random restarts."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from robustbook.attacks._core import (attack_mode, check_inputs, flat_norm, input_gradient, loss_values,
-                                      project, resolve_loss)
+from robustbook.attacks._core import (
+    attack_mode,
+    check_inputs,
+    flat_norm,
+    input_gradient,
+    loss_values,
+    project,
+    resolve_loss,
+)
 from robustbook.attacks.losses import Loss
 
 

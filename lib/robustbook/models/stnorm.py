@@ -26,7 +26,8 @@ default the norm is taken per sample over channels and positions together
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -145,7 +146,7 @@ class STNorm(nn.Module):
         self.threshold = threshold
 
     @classmethod
-    def from_batchnorm(cls, bn: nn.BatchNorm2d, lam: float = 0.2, **kw: Any) -> "STNorm":
+    def from_batchnorm(cls, bn: nn.BatchNorm2d, lam: float = 0.2, **kw: Any) -> STNorm:
         """An STNorm whose BatchNorm is a copy of ``bn`` (config, weights, buffers, device, mode)."""
         if not isinstance(bn, nn.BatchNorm2d):
             raise TypeError(f"bn must be an nn.BatchNorm2d, got {type(bn).__name__}")
@@ -215,7 +216,7 @@ def straight_through_stnorm(model: nn.Module, enabled: bool | str = True) -> Ite
     try:
         yield model
     finally:
-        for m, flag in zip(mods, saved):
+        for m, flag in zip(mods, saved, strict=False):
             m.ste = flag
 
 
