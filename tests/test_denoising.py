@@ -195,7 +195,10 @@ def test_denoising_data_is_disjoint_and_noise_levels_match():
     assert p.shape == (10, 3, 16, 16)
     assert torch.equal(p, D.train_patches(3, 16, 10, seed=0))
     flat = torch.full((64, 1, 32, 32), 0.5)
-    g = lambda: torch.Generator().manual_seed(0)   # noqa: E731
+
+    def g():
+        return torch.Generator().manual_seed(0)
+
     for fn in (D.gaussian, D.uniform):
         noise = fn(flat, 15 / 255, g()) - flat
         assert noise.std().item() == pytest.approx(15 / 255, rel=0.03)

@@ -7,6 +7,7 @@ repeats it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import Any, Callable, Iterable, Iterator
 
@@ -202,7 +203,7 @@ def run_epoch(
                     if pair_loss is not None:
                         out_clean = model(x)
                         out = model(x_in)
-                        loss = _scalar_loss(lambda o, t: pair_loss(out_clean, o, t), out, y)
+                        loss = _scalar_loss(functools.partial(pair_loss, out_clean), out, y)
                     else:
                         out = model(x_in)
                         loss = _scalar_loss(loss_fn, out, y)
