@@ -213,3 +213,29 @@ def test_denoising_data_is_disjoint_and_noise_levels_match():
     y0, x0 = ds[0]
     assert torch.equal(x0, p[0]) and y0.shape == x0.shape
     assert (y0 - x0).abs().max() < 25 / 255 * 6
+
+
+def test_single_image_baselines_shapes_determinism_and_errors():
+    from robustbook.models import deep_image_prior, noise2self
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, 3, 20, 20, generator=g)
+    for fn in (deep_image_prior, noise2self):
+        a, b = fn(y, 3, seed=1), fn(y, 3, seed=1)
+        assert a.shape == y.shape and 0 <= a.min() and a.max() <= 1
+        assert torch.equal(a, b)
+        with pytest.raises(ValueError, match="one noisy image"):
+            fn(torch.rand(2, 3, 8, 8), 3)
+        with pytest.raises(ValueError, match="iters"):
+            fn(y, 0)
+
+
+def test_noise2self_prediction_of_a_pixel_ignores_that_pixel():
+    """J-invariance of the masked input: the neighbour mean of a masked pixel never reads it."""
+    from robustbook.models.single_image import _neighbour_mean
+
+    y = torch.rand(1, 1, 9, 9)
+    y2 = y.clone()
+    y2[0, 0, 4, 4] += 0.5
+    assert torch.allclose(_neighbour_mean(y)[0, 0, 4, 4], _neighbour_mean(y2)[0, 0, 4, 4])
+    assert not torch.allclose(_neighbour_mean(y)[0, 0, 4, 5], _neighbour_mean(y2)[0, 0, 4, 5])
