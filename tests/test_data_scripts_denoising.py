@@ -93,3 +93,51 @@ def test_command_line_exit_codes(tmp_path, capsys):
     make_archive(tmp_path / "archives")
     assert dncnn.main(["--data-root", str(tmp_path)]) == 1            # counts differ from the official ones
     assert "Train400 has 400" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ Kodak24
+
+kodak = load_script("kodak24")
+
+
+def _rgb_png(size=(24, 16), seed=0) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_kodak24_downloads_each_file_once_and_indexes_them(tmp_path):
+    calls = []
+
+    def fake_download(url, dest, **kw):
+        calls.append(url)
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        Path(dest).write_bytes(_rgb_png(seed=len(calls)))
+        return Path(dest)
+
+    out = kodak.prepare(tmp_path, download_fn=fake_download, check_sizes=False)
+    assert len(calls) == 24 and calls[0].endswith("/kodim01.png")
+    samples, meta = read_dataset(out, check_files=True)
+    assert meta.task == "denoising" and len(samples) == 24 and {s.split for s in samples} == {"test"}
+    assert np.asarray(Image.open(out / samples[0].image)).shape == (16, 24, 3)
+    assert (tmp_path / "archives" / "kodim24.png.sha256").is_file()
+    # rebuilding reuses the files in the archive folder: no download
+    assert kodak.prepare(tmp_path, download_fn=no_download, force=True, check_sizes=False) == out
+
+
+def test_kodak24_refuses_wrong_files(tmp_path):
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    for i in range(1, 25):
+        (folder / f"kodim{i:02d}.png").write_bytes(_rgb_png())
+    with pytest.raises(ArchiveError, match="768 x 512"):
+        kodak.prepare(tmp_path, download_fn=no_download)
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(buf, format="PNG")
+    (folder / "kodim05.png").write_bytes(buf.getvalue())
+    for f in folder.glob("*.sha256"):
+        f.unlink()
+    with pytest.raises(ArchiveError, match="mode L"):
+        kodak.prepare(tmp_path, download_fn=no_download, check_sizes=False)
+    assert not (tmp_path / "kodak24").exists()
