@@ -7,6 +7,7 @@ repeats it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import Any, Callable, Iterable, Iterator
 
@@ -25,6 +26,9 @@ from robustbook.train.loaders import _distributed_sampler
 __all__ = ["run_epoch"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``pair_loss(h(x), h(x_adv), y) -> batch mean``: a loss of the clean and the attacked outputs together
+#: (HAT's eq. (2.3) for denoisers, :class:`robustbook.losses.HATLoss`; TRADES-like losses).
+PairLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _resolve_amp(amp: bool | str, device: torch.device) -> bool:
@@ -95,6 +99,7 @@ def run_epoch(
     opt: torch.optim.Optimizer | None = None,
     attack: AttackFn | None = None,
     mix_alpha: float | None = None,
+    pair_loss: PairLossFn | None = None,
     device: torch.device | str | None = None,
     amp: bool | str = False,
     scaler: torch.amp.GradScaler | None = None,
@@ -127,6 +132,10 @@ def run_epoch(
       α weights the *clean* loss (α=1 is plain training with wasted attacks,
       α→0 pure adversarial training). The two forwards are separate, so
       batch-norm statistics are never mixed across clean and attacked inputs.
+    * ``pair_loss(h(x), h(x_adv), y)`` (needs ``attack``; not with ``mix_alpha``): the loss
+      is this function of both outputs, with gradients through both (HAT, eq. (2.3) of the
+      thesis' chapter 2: :class:`robustbook.losses.HATLoss`). Two separate forwards, clean
+      first. ``loss_fn`` is then used only where no attack runs (``"loss"`` reports the pair loss).
     * ``amp``: ``True`` (CUDA only, else ValueError), ``False``, or ``'auto'``
       (on for CUDA). Training with amp needs ``scaler`` (a ``torch.amp.GradScaler``).
 
@@ -151,6 +160,13 @@ def run_epoch(
         if not (isinstance(mix_alpha, (int, float)) and 0.0 < float(mix_alpha) <= 1.0):
             raise ValueError(f"mix_alpha must be a number in (0, 1], got {mix_alpha!r}")
         mix_alpha = float(mix_alpha)
+    if pair_loss is not None:
+        if not callable(pair_loss):
+            raise TypeError(f"pair_loss must be callable pair_loss(out_clean, out_adv, y), got {type(pair_loss).__name__}")
+        if attack is None:
+            raise ValueError("pair_loss compares clean and attacked outputs, so it needs attack=")
+        if mix_alpha is not None:
+            raise ValueError("pass either mix_alpha or pair_loss, not both")
     raw = _unwrap(model)
     dev = torch.device(device) if device is not None else model_device(raw)
     use_amp = _resolve_amp(amp, dev)
@@ -184,8 +200,13 @@ def run_epoch(
                     opt.zero_grad(set_to_none=True)
                 grad_ctx = contextlib.nullcontext() if training else torch.no_grad()
                 with grad_ctx, autocast():
-                    out = model(x_in)
-                    loss = _scalar_loss(loss_fn, out, y)
+                    if pair_loss is not None:
+                        out_clean = model(x)
+                        out = model(x_in)
+                        loss = _scalar_loss(functools.partial(pair_loss, out_clean), out, y)
+                    else:
+                        out = model(x_in)
+                        loss = _scalar_loss(loss_fn, out, y)
                     if mix_alpha is not None:
                         loss_adv = loss
                         loss_clean = _scalar_loss(loss_fn, model(x), y)
