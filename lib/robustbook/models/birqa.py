@@ -27,13 +27,16 @@ The widths are the book's (the source gives 5.5 M parameters and no widths): see
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from robustbook.models.birqa_features import FEATURE_CHANNELS, FEATURES, BiRQAFeatures
 
-__all__ = ["BiRQA", "AdaptiveFusion", "CSRAM", "SCGB", "ReliabilityAwareHead", "GeM", "split_pair"]
+__all__ = ["BiRQA", "AdaptiveFusion", "CSRAM", "SCGB", "ReliabilityAwareHead", "GeM", "split_pair", "lbp_surrogate"]
 
 
 def split_pair(ref: torch.Tensor, dist: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,3 +246,22 @@ class BiRQA(nn.Module):
         for i in reversed(range(len(gs) - 1)):  # top-down: coarse → fine
             gs[i] = self.gate[i](gs[i], gs[i + 1])
         return self.head(gs)
+
+
+@contextlib.contextmanager
+def lbp_surrogate(model: nn.Module) -> Iterator[nn.Module]:
+    """BPDA for BiRQA's LBP: every :class:`BiRQAFeatures` inside ``model`` backpropagates through the
+    sigmoid surrogate while the context is open (the forward pass is unchanged); modes restored after.
+
+    Pass it as ``bpda=lbp_surrogate`` to any gradient attack of :mod:`robustbook.attacks` on a BiRQA whose
+    ``lbp_grad`` is ``"hard"`` (its true, zero gradient through LBP).
+    """
+    feats = [m for m in model.modules() if isinstance(m, BiRQAFeatures)]
+    saved = [f.lbp_grad for f in feats]
+    for f in feats:
+        f.lbp_grad = "sigmoid"
+    try:
+        yield model
+    finally:
+        for f, g in zip(feats, saved):
+            f.lbp_grad = g

@@ -1,0 +1,18 @@
+"""Smoke-run checks of the BiRQA chapter: training learnt, attacks bite, Theorem 1 holds on every batch."""
+import math
+
+
+def check(m: dict) -> None:
+    assert m["fig5"]["violations"] == 0, f"Theorem 1's bound was exceeded on {m['fig5']['violations']} batches"
+    assert m["fig5"]["iterations"] >= 1 and m["fig5"]["max_ratio"] <= 1 + 1e-9
+    assert math.isfinite(m["fig5"]["eta_max"]) and m["fig5"]["eta_max"] >= 0
+    t3 = m["t3"]
+    assert t3["base_birqa"]["clean"] > 0.3, f"base BiRQA did not learn (clean SROCC {t3['base_birqa']['clean']:.3f})"
+    # the attacker raises scores: the white-box attacks must move the base model's scores up
+    assert t3["shift"]["base_birqa"]["autoattack_apgd"] > 0, "APGD did not raise the base model's scores"
+    assert t3["worst"]["base_birqa"] <= t3["base_birqa"]["clean"] + 1e-9
+    for key in ("r_birqa", "at_birqa", "aat_birqa"):
+        assert key in t3 and t3["minutes"][key] >= t3["minutes"]["base_birqa"]
+    assert 0 < m["params"]["birqa"] < 5e6
+    assert m["speed"]["birqa"] > 0 and m["speed"]["lpips"] > 0
+    assert sum(m["scorecard"].values()) >= 60
