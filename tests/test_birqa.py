@@ -289,3 +289,46 @@ def test_fit_aat_runs_and_respects_bound_on_every_batch():
         assert b["E"] <= b["bound"] + 1e-9
     ds = PairScores(ref, dist, 1 - lvl)
     assert ds[(0, True)][1].tolist() == [pytest.approx(float(1 - lvl[0])), 1.0]
+
+
+# ---------------------------------------------------------------- loop extension and bundled FR data
+def test_run_epoch_uses_labels_returned_by_a_label_adjusting_attack():
+    from robustbook.train import run_epoch
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    x, y = torch.ones(4, 2), torch.ones(4)
+    seen = []
+
+    def loss_fn(out, t):
+        seen.append(t.clone())
+        return ((out[:, 0] - t) ** 2).mean()
+
+    def attack(m, xb, yb):
+        return xb, torch.zeros_like(yb)
+
+    run_epoch(model, [(x, y)], loss_fn, attack=attack, mix_alpha=0.5, opt=None, progress=False)
+    assert torch.equal(seen[0], torch.zeros(4)) and torch.equal(seen[1], y)  # adversarial first, then clean
+    with pytest.raises(ValueError, match="y_adv"):
+        run_epoch(model, [(x, y)], loss_fn, attack=lambda m, a, b: (a, torch.zeros(3)), progress=False)
+
+
+def test_bundled_fr_set(tmp_path):
+    from PIL import Image
+
+    from robustbook.data import ManifestDataset, prepare, read_dataset
+    from robustbook.data.bundled_fr import fr_proxy_score
+
+    folder = prepare("bundled-fr-iqa", crop=16, per_photo=1, seed=0, root=tmp_path)
+    rows, meta = read_dataset(folder)
+    assert meta.task == "fr-iqa" and "prox" in meta.notes.lower() and len(rows) == 18 * 25
+    assert all(r.reference for r in rows)
+    by_split = {s: {r.ref_id for r in rows if r.split == s} for s in ("train", "val", "test")}
+    assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["val"])
+    r = next(r for r in rows if r.distortion == "gaussian_noise" and r.level == 5)
+    d = np.asarray(Image.open(folder / r.image), dtype=np.float64) / 255
+    ref = np.asarray(Image.open(folder / r.reference), dtype=np.float64) / 255
+    assert r.score == pytest.approx(fr_proxy_score(d, ref), abs=1e-3)
+    assert fr_proxy_score(ref, ref) == pytest.approx(100.0)
+    (pair_ref, pair_dist), y = ManifestDataset(folder, "test")[0]
+    assert pair_ref.shape == pair_dist.shape == (3, 16, 16) and 0 <= float(y) <= 1

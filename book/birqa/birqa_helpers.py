@@ -216,8 +216,9 @@ T2 = {"KADID": {"LIVE": (.967, .977), "CSIQ": (.966, .967), "TID2013": (.925, .9
 
 
 def slug(s: str) -> str:
-    return (s.replace(" ", "_").replace("&", "").replace("(", "").replace(")", "").replace("-", "_").replace(".", "")
-            .lower())
+    """A metrics key from a label: ``"AAT-BiRQA"`` → ``aat_birqa``, ``"+CSRAM+SCGB"`` → ``csram_scgb``."""
+    out = s.replace(" ", "_").replace("&", "").replace("(", "").replace(")", "").replace("-", "_").replace(".", "")
+    return out.replace("+", "_").strip("_").lower()
 
 
 def claims() -> list[Claim]:

@@ -8,6 +8,8 @@ def check(m: dict) -> None:
     assert math.isfinite(m["fig5"]["eta_max"]) and m["fig5"]["eta_max"] >= 0
     t3 = m["t3"]
     assert t3["base_birqa"]["clean"] > 0.3, f"base BiRQA did not learn (clean SROCC {t3['base_birqa']['clean']:.3f})"
+    spread = t3["base_birqa"]["pred_std"] / m["data"]["test_label_std"]
+    assert spread > 0.2, f"base BiRQA's predictions span {spread:.2f} of the labels' spread: not trained to scale"
     # the attacker raises scores: the white-box attacks must move the base model's scores up
     assert t3["shift"]["base_birqa"]["autoattack_apgd"] > 0, "APGD did not raise the base model's scores"
     assert t3["worst"]["base_birqa"] <= t3["base_birqa"]["clean"] + 1e-9
