@@ -26,3 +26,10 @@ __all__ = ["SmallIQANet", "Normalize", "STNorm", "swap_batchnorm", "stnorm_modul
            "resnet_iqa", "ODEBlock", "ODENet", "CNNNet", "ConvDynamics", "ConcatConv2d", "BasicBlockDynamics",
            "ResidualBlock", "odenet", "RandomResizePad", "Randomized", "DnCNN",
            "deep_image_prior", "noise2self"]
+
+# BiRQA (source 002): full-reference model, its features and an LPIPS-structured baseline
+from robustbook.models.birqa import BiRQA  # noqa: E402
+from robustbook.models.birqa_features import BiRQAFeatures  # noqa: E402
+from robustbook.models.lpips_like import LPIPSLike  # noqa: E402
+
+__all__ += ["BiRQA", "BiRQAFeatures", "LPIPSLike"]

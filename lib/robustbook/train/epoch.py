@@ -73,14 +73,25 @@ def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _attacked(attack: AttackFn, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Run the inner maximisation with gradients enabled, on the unwrapped, frozen model."""
+def _attacked(attack: AttackFn, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the inner maximisation with gradients enabled, on the unwrapped, frozen model.
+
+    An attack may return ``(x_adv, y_adv)``: a label-adjusting attack (e.g. the label penalty of
+    Chistyakova et al. 2024, BiRQA chapter) whose adversarial loss uses ``y_adv``.
+    """
     with _frozen(model), torch.enable_grad():
         x_adv = attack(model, x, y)
+    y_adv = y
+    if isinstance(x_adv, tuple):
+        if len(x_adv) != 2 or not isinstance(x_adv[1], torch.Tensor) or x_adv[1].shape != y.shape:
+            raise ValueError(f"a label-adjusting attack must return (x_adv, y_adv) with y_adv shaped like y "
+                             f"{tuple(y.shape)}")
+        x_adv, y_adv = x_adv
     if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x.shape:
         got = tuple(x_adv.shape) if isinstance(x_adv, torch.Tensor) else type(x_adv).__name__
         raise ValueError(f"attack(model, x, y) must return a tensor shaped like x {tuple(x.shape)}, got {got}")
-    return x_adv.detach()
+    return x_adv.detach(), y_adv.detach()
 
 
 def _scalar_loss(loss_fn: LossFn, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -126,7 +137,8 @@ def run_epoch(
       attacked ones. It runs with gradients enabled even in evaluation, on the
       unwrapped model (not the DDP wrapper) in the loop's mode, with the
       parameters temporarily frozen so only the input receives gradients, and
-      in full precision even when ``amp`` is on.
+      in full precision even when ``amp`` is on. It may return ``(x_adv, y_adv)``: the
+      adversarial loss then uses ``y_adv`` (label-adjusting adversarial training).
     * ``mix_alpha=α`` in (0, 1] (needs ``attack``): the loss is
       ``α·ℓ(h(x), y) + (1−α)·ℓ(h(x_adv), y)``, eq. (4) of the ST-Norm paper;
       α weights the *clean* loss (α=1 is plain training with wasted attacks,
@@ -195,7 +207,7 @@ def run_epoch(
                 x = x.to(dev, non_blocking=True)
                 y = y.to(dev, non_blocking=True)
                 bs = x.shape[0]
-                x_in = _attacked(attack, raw, x, y) if attack is not None else x
+                x_in, y_in = _attacked(attack, raw, x, y) if attack is not None else (x, y)
                 if training:
                     opt.zero_grad(set_to_none=True)
                 grad_ctx = contextlib.nullcontext() if training else torch.no_grad()
@@ -203,10 +215,10 @@ def run_epoch(
                     if pair_loss is not None:
                         out_clean = model(x)
                         out = model(x_in)
-                        loss = _scalar_loss(functools.partial(pair_loss, out_clean), out, y)
+                        loss = _scalar_loss(functools.partial(pair_loss, out_clean), out, y_in)
                     else:
                         out = model(x_in)
-                        loss = _scalar_loss(loss_fn, out, y)
+                        loss = _scalar_loss(loss_fn, out, y_in)
                     if mix_alpha is not None:
                         loss_adv = loss
                         loss_clean = _scalar_loss(loss_fn, model(x), y)
