@@ -64,8 +64,19 @@ from typing import Any
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, LabelFileError, archive_digest, base_parser,  # noqa: E402
-                     fetch_archive, find_file_prefix, output_folder, record_archives, run, split_counts)
+from _common import (  # noqa: E402
+    ArchiveSpec,
+    DownloadFn,
+    LabelFileError,
+    archive_digest,
+    base_parser,
+    fetch_archive,
+    find_file_prefix,
+    output_folder,
+    record_archives,
+    run,
+    split_counts,
+)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import ArchiveError, download, extract  # noqa: E402
@@ -274,7 +285,7 @@ def _samples(folder: Path, seed: int, realigned: bool) -> tuple[list[Sample], fl
     splits = split_by_reference(ref_ids, (0.6, 0.2, 0.2), seed=seed)
     samples = [Sample(image=image, reference=f"{REF_FOLDER}/{ref}", score=score, ref_id=rid, split=splits[rid],
                       distortion=dist, level=-1)
-               for (dist, image, ref, score), rid in zip(kept, ref_ids)]
+               for (dist, image, ref, score), rid in zip(kept, ref_ids, strict=False)]
     return samples, float(lo), float(hi), note
 
 

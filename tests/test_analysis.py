@@ -7,8 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from robustbook.analysis import (bn_channel_means, capture, eds, input_gradient_norm, linf_normalize,
-                                 local_lipschitz, soft_threshold, soft_threshold_grad)
+from robustbook.analysis import (
+    bn_channel_means,
+    capture,
+    eds,
+    input_gradient_norm,
+    linf_normalize,
+    local_lipschitz,
+    soft_threshold,
+    soft_threshold_grad,
+)
 from robustbook.models.resnet_iqa import resnet_iqa
 
 # --------------------------------------------------------------------------- EDS

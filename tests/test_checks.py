@@ -8,9 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustbook.attacks import PGD, FGSM, RandomSign, Square, losses
-from robustbook.checks import (ChecksReport, PerturbationChecks, check_black_box, check_probability_outputs,
-                               check_randomness, check_zero_gradients, run_checks)
+from robustbook.attacks import FGSM, PGD, RandomSign, Square, losses
+from robustbook.checks import (
+    ChecksReport,
+    PerturbationChecks,
+    check_black_box,
+    check_probability_outputs,
+    check_randomness,
+    check_zero_gradients,
+    run_checks,
+)
 from robustbook.metrics import robust_accuracy
 
 

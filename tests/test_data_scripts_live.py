@@ -21,9 +21,9 @@ from scipy.io import savemat
 from robustbook.data.download import ArchiveError, read_sidecar
 from robustbook.data.manifest import read_dataset
 from robustbook.data.tensors import ManifestDataset
-
-from tests.data_script_loading import SCRIPTS, load_script as _load, no_download as _no_download
-
+from tests.data_script_loading import SCRIPTS
+from tests.data_script_loading import load_script as _load
+from tests.data_script_loading import no_download as _no_download
 
 live = _load("live")
 livec = _load("livec")

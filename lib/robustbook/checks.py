@@ -31,9 +31,9 @@ Introduced in the attacks chapter; every chapter that reports a defence prints i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -219,7 +219,7 @@ class PerturbationChecks:
         self.lo: float | None = None
         self.hi: float | None = None
 
-    def update(self, x: torch.Tensor, x_adv: torch.Tensor) -> "PerturbationChecks":
+    def update(self, x: torch.Tensor, x_adv: torch.Tensor) -> PerturbationChecks:
         """Add a batch of clean images ``x`` and their adversarial versions ``x_adv`` (same shape)."""
         if x.shape != x_adv.shape:
             raise ValueError(f"x_adv has shape {tuple(x_adv.shape)}, expected x's {tuple(x.shape)}")
@@ -370,7 +370,7 @@ def check_zero_gradients(model: Callable[[torch.Tensor], torch.Tensor], x: torch
     dev = _device(model, x)
     zero_entries, entries, zero_samples = 0, 0, 0
     with attack_mode(model, eval_mode), _fork_rng(model, x):
-        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=False):
             xb = xb.to(dev).detach().requires_grad_(True)
             with torch.enable_grad():
                 value = loss(model(xb), yb.to(dev))

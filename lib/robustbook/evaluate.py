@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,8 +21,8 @@ from robustbook.attacks import losses as _losses
 from robustbook.attacks._core import attack_mode
 from robustbook.checks import BLACK_BOX_MARGIN, NORMS, ChecksReport, PerturbationChecks, is_black_box, run_checks
 from robustbook.device import model_device
-from robustbook.modes import preserved_modes
 from robustbook.metrics.correlation import krocc, plcc, srocc
+from robustbook.modes import preserved_modes
 
 __all__ = ["predict", "attack_all", "attack_quality", "QualityRobustReport", "DIRECTIONS"]
 
@@ -304,7 +305,7 @@ def attack_quality(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     black_box = [k for k, a in attacks.items() if is_black_box(k, a)]
     report = QualityRobustReport(
         n=n, direction=label, clean={**_agreement(clean_pred, y64), "objective": float(clean_obj.mean())}, per_attack=per_attack, worst_case=worst,
-        wins={k: int(c) for k, c in zip(names, counts)}, checks=ChecksReport([], "quality"), black_box=black_box,
+        wins={k: int(c) for k, c in zip(names, counts, strict=False)}, checks=ChecksReport([], "quality"), black_box=black_box,
         clean_pred=clean_pred, worst_pred=worst_pred, winner=winner, x_worst=x_worst, perturbation=perturbation,
         black_box_by=black_box_by)
     m = min(max(int(model_checks), 0), n)

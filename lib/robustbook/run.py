@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -36,10 +37,11 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import yaml
 
@@ -179,6 +181,9 @@ def _on_signal(signum: int, frame: Any) -> None:
     if _received:  # already stopping: let the cleanup finish
         return
     _received.append(signum)
+    # the event loop papermill runs in logs the kernel's death (with a traceback) while it winds
+    # down; the user asked to stop, so one line says what happened and nothing else is printed
+    logging.disable(logging.CRITICAL)
     raise KeyboardInterrupt
 
 
@@ -197,6 +202,7 @@ def _interruptible() -> Iterator[None]:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+        logging.disable(logging.NOTSET)
 
 
 def _exit_status() -> int:

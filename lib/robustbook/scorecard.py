@@ -19,8 +19,10 @@ Verdicts (never typed by hand):
 * **direction only** — the value is not reproduced (or not judged at this profile)
   but the stated direction holds;
 * **not reproduced** — neither;
-* **not run at this profile** — the key is absent from the metrics (or the claim
-  is numeric only and this profile does not judge values).
+* **not judged at this profile** — the run measured the value, but the claim is
+  numeric only and this profile does not judge values (``value_profiles``);
+* **not run at this profile** — the key (or the key a direction compares with) is
+  absent from the metrics: this profile did not measure it.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-VERDICTS = ("reproduced", "direction only", "not reproduced", "not run at this profile")
+VERDICTS = ("reproduced", "direction only", "not reproduced", "not run at this profile", "not judged at this profile")
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
@@ -92,7 +94,7 @@ def judge(claim: Claim, metrics: Mapping[str, Any], profile: str) -> tuple[Any, 
     if direction_ok is True:
         return ours, VERDICTS[0] if claim.tol is None else VERDICTS[1]
     if value_ok is None and direction_ok is None:
-        return ours, VERDICTS[3]
+        return ours, VERDICTS[4]
     return ours, VERDICTS[2]
 
 

@@ -130,7 +130,7 @@ def _build_bundled_iqa(folder: Path, crop: int, per_photo: int, seed: int, split
     rng = np.random.default_rng(seed + 1)
     with atomic_dir(folder) as tmp:
         samples = []
-        for (name, i, ref), ref_id in zip(crops, ref_ids):
+        for (name, i, ref), ref_id in zip(crops, ref_ids, strict=False):
             stem = f"{name}_{i:02d}"
             (tmp / "images").mkdir(exist_ok=True)
             variants = [("", 0, ref)] + [(kind, lvl, distort(ref, kind, lvl, rng))

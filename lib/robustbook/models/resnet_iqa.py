@@ -14,7 +14,7 @@ training-loop matter, not a model one.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

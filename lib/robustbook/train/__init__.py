@@ -29,8 +29,7 @@ One idea per module: :mod:`~robustbook.train.epoch` (:func:`run_epoch`),
 from __future__ import annotations
 
 from robustbook.safeload import CorruptCheckpointError
-from robustbook.train.checkpoint import (CHECKPOINT_NAME, HISTORY_NAME, _restore_rng, _storable_rng,
-                                         load_weights)
+from robustbook.train.checkpoint import CHECKPOINT_NAME, HISTORY_NAME, _restore_rng, _storable_rng, load_weights
 from robustbook.train.distributed import is_main_process, rank, world_size
 from robustbook.train.epoch import run_epoch
 from robustbook.train.history import History
