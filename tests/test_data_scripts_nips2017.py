@@ -28,8 +28,9 @@ def _png(seed: int) -> bytes:
 
 def make_archive(archives: Path, *, prefix: str = "", rows=None, ids=IDS) -> Path:
     archives.mkdir(parents=True, exist_ok=True)
-    rows = rows if rows is not None else [[i, f"https://x/{i}.jpg", 0, 0, 9, 9, 100 + k, 500 + k, "https://l", "CC", "a", "p"]
-                                          for k, i in enumerate(ids)]
+    if rows is None:
+        rows = [[i, f"https://x/{i}.jpg", 0, 0, 9, 9, 100 + k, 500 + k, "https://l", "CC", "a", "p"]
+                for k, i in enumerate(ids)]
     text = io.StringIO()
     w = csv.writer(text, lineterminator="\n")
     w.writerow(HEADER)

@@ -12,8 +12,16 @@ from robustbook.attacks import UAP, StAdv, apply_uap, stadv, train_uap
 from robustbook.attacks.stadv import flow_smoothness, warp
 from robustbook.losses.norm_in_norm import norm_in_norm_loss
 from robustbook.metrics import abs_gain, abs_gain_ci, auc_over_eps, r_score, r_score_ci
-from robustbook.models import (AOLConv2d, CayleyConv2d, MaxMin, RobustBlock, StagedNet, nr_iqa_model, orthogonal_conv,
-                               prune_filters)
+from robustbook.models import (
+    AOLConv2d,
+    CayleyConv2d,
+    MaxMin,
+    RobustBlock,
+    StagedNet,
+    nr_iqa_model,
+    orthogonal_conv,
+    prune_filters,
+)
 from robustbook.models.orthogonal import cayley
 from robustbook.train.gradnorm import fit_gradient_norm, gradient_norm_penalty
 
@@ -148,7 +156,7 @@ def test_maxmin_and_robust_block_are_one_lipschitz():
     assert (ratio <= 1 + 1e-6).all(), ratio
     assert block(a).shape == (6, 8, 4, 4)
     assert math.isclose(block.compression(8), 4 * 16 / (8 * 64))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="conv must be"):
         RobustBlock(8, 4, conv="nope")
 
 
@@ -183,7 +191,7 @@ def test_norm_in_norm_loss():
     y = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert float(norm_in_norm_loss(2 * y + 7, y)) < 1e-6  # invariant to a positive affine map
     assert float(norm_in_norm_loss(-y, y)) > 0.4
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="2 scores"):
         norm_in_norm_loss(torch.ones(1), torch.ones(1))
 
 
@@ -283,7 +291,7 @@ def test_stadv_budget_and_warp():
     assert (Edges()(adv) != Edges()(x)).any()
     attack = StAdv(0.5, 5)
     assert attack.norm == "none" and attack(Edges(), x, torch.zeros(4)).shape == x.shape
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_flow"):
         StAdv(-1.0)
 
 

@@ -17,7 +17,7 @@ Introduced in the chapter "Robustness as architecture" (source 001): the orthogo
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn

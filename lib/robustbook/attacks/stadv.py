@@ -11,7 +11,7 @@ raises the predicted score: the default loss is :func:`~robustbook.attacks.losse
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

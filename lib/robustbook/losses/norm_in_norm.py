@@ -24,9 +24,11 @@ def norm_in_norm_loss(pred: torch.Tensor, y: torch.Tensor, *, p: float = 1.0, q:
     y = y.reshape(-1).to(pred.dtype)
     n = pred.numel()
     if n < 2 or y.numel() != n:
-        raise ValueError(f"norm-in-norm needs matching batches of >= 2 scores, got {n} predictions and {y.numel()} labels")
+        raise ValueError(f"norm-in-norm needs matching batches of >= 2 scores, got {n} predictions and "
+                         f"{y.numel()} labels")
     if p <= 0 or q <= 0 or sum(alpha) <= 0 or min(alpha) < 0:
-        raise ValueError(f"p and q must be > 0 and alpha non-negative with a positive sum; got p={p}, q={q}, alpha={alpha}")
+        raise ValueError(f"p and q must be > 0 and alpha non-negative with a positive sum; got p={p}, q={q}, "
+                         f"alpha={alpha}")
     sp = pred - pred.mean()
     sp = sp / (eps + torch.linalg.vector_norm(sp, ord=q))
     sy = y - y.mean()

@@ -19,8 +19,8 @@ over the test set) and ``s'`` its scores on the attacked images under the same s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -86,7 +86,8 @@ def prune_filters(model: nn.Module, share: float, *, exclude: tuple[type, ...] =
             left[name] -= 1
     removed = sum(map(len, chosen.values()))
     if removed != k:
-        raise ValueError(f"cannot remove {k} filters while keeping one per layer ({total} filters in {len(convs)} layers)")
+        raise ValueError(f"cannot remove {k} filters while keeping one per layer "
+                         f"({total} filters in {len(convs)} layers)")
     for name, conv in convs.items():
         mask = torch.ones_like(conv.weight)
         if hasattr(conv, "weight_mask"):

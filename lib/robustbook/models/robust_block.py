@@ -36,7 +36,9 @@ ACTIVATIONS = ("maxmin", "relu", "none")
 
 
 class MaxMin(nn.Module):
-    """GroupSort with groups of two (Anil et al. 2019): channel pairs ``(a, b) → (max, min)``; 1-Lipschitz, norm-preserving."""
+    """GroupSort with groups of two (Anil et al. 2019): channel pairs ``(a, b) → (max, min)``.
+
+    A permutation at every position: 1-Lipschitz and norm-preserving."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] % 2:

@@ -9,7 +9,7 @@ so each step costs one extra forward-backward pass instead of a double backward.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -28,8 +28,9 @@ def gradient_norm_penalty(model: nn.Module, x: torch.Tensor, *, h: float = 0.01)
     return ((model((x + step).clamp(0, 1)).reshape(len(x), -1).sum(1) - model(x).reshape(len(x), -1).sum(1)) / h).mean()
 
 
-def fit_gradient_norm(model: nn.Module, loader: Iterable, *, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                      epochs: int, optimizer: Callable, lam: float = 0.01, h: float = 0.01, seed: int = 0,
+def fit_gradient_norm(model: nn.Module, loader: Iterable, *,
+                      loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], epochs: int,
+                      optimizer: Callable, lam: float = 0.01, h: float = 0.01, seed: int = 0,
                       device: torch.device | str | None = None) -> list[float]:
     """Train ``model`` on ``loss_fn(f(x), y) + lam · gradient_norm_penalty``; return the mean loss per epoch."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
