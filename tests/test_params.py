@@ -134,7 +134,7 @@ def test_seeds_are_bounded_by_what_numpy_takes(chapters):
     seen = 0
     for spec in chapters.values():
         for p in spec.params.values():
-            if re.fullmatch(r"seeds?(_.*)?", p.name):
+            if re.fullmatch(r"seeds?(_.*)?", p.name) and p.base != "str":  # seeds_on names a data set
                 seen += 1
                 assert p.base == "int" and p.min == SEED_MIN and p.max == SEED_MAX, p.describe()
     assert seen >= 3
