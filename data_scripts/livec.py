@@ -1,4 +1,6 @@
-"""Prepare the LIVE In the Wild Image Quality Challenge Database (LIVEC; Ghadiyaram & Bovik, IEEE TIP 2016) into ``<data root>/livec/``.
+"""Prepare the LIVE In the Wild Image Quality Challenge Database (LIVEC; Ghadiyaram & Bovik, IEEE TIP 2016).
+
+The result goes into ``<data root>/livec/``.
 
 LIVEC ("LIVE Challenge"): 1,169 photographs taken with mobile devices, with
 authentic (not synthetic) distortions, rated by over 8,000 crowd workers. The
@@ -188,7 +190,7 @@ def _samples(folder: Path, seed: int, include_training: bool) -> tuple[list[Samp
         print(f"warning: the release lists {len(names)} images, not the published {N_TOTAL}", file=sys.stderr)
     start = 0 if include_training else N_TRAINING
     rows = []
-    for i, (name, score) in enumerate(zip(names, mos, strict=False)):
+    for i, (name, score) in enumerate(zip(names, mos, strict=True)):
         if i < start:
             continue
         where = f"{NAMES_FILE} entry {i + 1} ({name!r})"

@@ -74,7 +74,8 @@ def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise MatFileError(f"{path} is not a readable MATLAB v5 file ({exc}); delete it and download it again") \
             from None
     if "X" not in mat or "y" not in mat:
-        raise MatFileError(f"{path} lacks the variables X and y (has {sorted(k for k in mat if not k.startswith('__'))}); "
+        has = sorted(k for k in mat if not k.startswith("__"))
+        raise MatFileError(f"{path} lacks the variables X and y (has {has}); "
                            f"it is not an SVHN cropped-digits file")
     x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.dtype != np.uint8:

@@ -167,7 +167,7 @@ def test_soft_threshold_values_and_derivative():
     v = torch.tensor([-0.9, -0.31, 0.05, 0.4, 1.3], requires_grad=True)
     soft_threshold(v, 0.3).sum().backward()
     assert torch.equal(v.grad, soft_threshold_grad(v.detach(), 0.3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be a non-negative number, got -0.1"):
         soft_threshold(u, -0.1)
 
 

@@ -1,4 +1,7 @@
-"""The red-flag checks of robustbook.checks: each fires on a model built to trigger it, and stays quiet on a plain CNN."""
+"""The red-flag checks of robustbook.checks.
+
+Each fires on a model built to trigger it, and stays quiet on a plain CNN.
+"""
 from __future__ import annotations
 
 import json

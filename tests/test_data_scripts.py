@@ -78,7 +78,7 @@ def make_koniq(archives: Path, *, header: list[str] = KONIQ_HEADER, with_sets: b
         sets = ["training"] * n_train + ["validation"] * n_val + ["test"] * (len(ids) - n_train - n_val)
         (archives / "koniq10k_distributions_sets.csv").write_text(_csv_text(
             ["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD", "set"],
-            [[f"{ident}.jpg", 0, 0.1, 0.5, 0.3, 0.1, 100, 55.5, 0.5, s] for ident, s in zip(ids, sets, strict=False)]))
+            [[f"{ident}.jpg", 0, 0.1, 0.5, 0.3, 0.1, 100, 55.5, 0.5, s] for ident, s in zip(ids, sets, strict=True)]))
 
 
 def _check_disjoint(samples: list) -> None:

@@ -252,7 +252,7 @@ def test_lwta_forward_backward_and_validation():
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="divisible"):
         LWTA(2)(torch.randn(1, 3, 2, 2))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="U must be a positive int, got 0"):
         LWTA(0)
 
 
@@ -376,9 +376,11 @@ def test_resnet_iqa_features_and_validation():
     t = model.trunk
     assert torch.allclose(model.head(t.layer4(model.features(x, "layer3")).mean((2, 3)))[:, 0], model(x),
                           atol=1e-6)
-    for bad in ({"arch": "vgg"}, {"norm": "ln"}, {"activation": "gelu"}, {"arch": "resnet18", "width": 8},
-                {"stages": ["layer3"]}):
-        with pytest.raises(ValueError):
+    for bad, match in (({"arch": "vgg"}, "arch must be one of"), ({"norm": "ln"}, "norm must be one of"),
+                       ({"activation": "gelu"}, "activation must be one of"),
+                       ({"arch": "resnet18", "width": 8}, "width applies to arch='tiny' only"),
+                       ({"stages": ["layer3"]}, "stages selects where ST Norm goes")):
+        with pytest.raises(ValueError, match=match):
             resnet_iqa(**bad)
 
 

@@ -102,7 +102,10 @@ class Run:
             "full": "the **full** profile: the source's setting",
         }[self.profile]
         seeds = self.seeds
-        seed_note = f"Seed {seeds[0]}. " if len(seeds) == 1 else f"Seeds {', '.join(map(str, seeds))}. " if seeds else ""
+        if len(seeds) == 1:
+            seed_note = f"Seed {seeds[0]}. "
+        else:
+            seed_note = f"Seeds {', '.join(map(str, seeds))}. " if seeds else ""
         return Markdown(f"```{{note}}\nThis page was produced by {note}. Data: {data}. {seed_note}Rerun it with "
                         f"`python -m robustbook run {self.chapter} --profile <profile>`.\n```")
 

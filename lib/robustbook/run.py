@@ -124,7 +124,8 @@ def cell_timeout(spec: ChapterSpec, profile: str, jobs: int = 1) -> int | None:
     except ValueError:
         scale = -1.0
     if not scale > 0:
-        raise ParameterError(f"{TIMEOUT_SCALE_ENV}={raw!r} must be a positive number (default {DEFAULT_TIMEOUT_SCALE:g})")
+        raise ParameterError(
+            f"{TIMEOUT_SCALE_ENV}={raw!r} must be a positive number (default {DEFAULT_TIMEOUT_SCALE:g})")
     return max(1, round(spec.cell_timeout(profile) * scale * max(1, jobs)))
 
 
@@ -564,7 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     b = sub.add_parser("book", help="execute every chapter and render the book")
     b.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default quick)")
-    b.add_argument("--output", type=Path, default=None, help="build root (default: the repository; HTML in _build/html)")
+    b.add_argument("--output", type=Path, default=None,
+                   help="build root (default: the repository; HTML in _build/html)")
     b.add_argument("--jobs", "-j", type=int, default=None,
                    help="chapters executed at once (default: one per two CPU cores, at most the number of chapters)")
     return ap

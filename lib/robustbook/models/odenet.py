@@ -279,7 +279,7 @@ class ConvDynamics(nn.Module):
         self.norms = nn.ModuleList(group_norm(channels, groups) for _ in range(n_layers))
 
     def forward(self, t: torch.Tensor | float | None, z: torch.Tensor) -> torch.Tensor:
-        for conv, norm in zip(self.convs, self.norms, strict=False):
+        for conv, norm in zip(self.convs, self.norms, strict=True):
             z = torch.relu(norm(conv(t, z)))
         return z
 

@@ -216,7 +216,7 @@ def straight_through_stnorm(model: nn.Module, enabled: bool | str = True) -> Ite
     try:
         yield model
     finally:
-        for m, flag in zip(mods, saved, strict=False):
+        for m, flag in zip(mods, saved, strict=True):
             m.ste = flag
 
 
