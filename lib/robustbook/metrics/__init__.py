@@ -43,7 +43,14 @@ __all__ = [
 ]
 
 # MSU benchmark robustness scores (source 001)
-from robustbook.metrics.score_robustness import (ScoreCI, abs_gain, abs_gain_ci, auc_over_eps,  # noqa: E402
-                                                 r_score, r_score_ci, robustness_scores)
+from robustbook.metrics.score_robustness import (  # noqa: E402
+    ScoreCI,
+    abs_gain,
+    abs_gain_ci,
+    auc_over_eps,
+    r_score,
+    r_score_ci,
+    robustness_scores,
+)
 
 __all__ += ["abs_gain", "r_score", "abs_gain_ci", "r_score_ci", "ScoreCI", "auc_over_eps", "robustness_scores"]

@@ -37,7 +37,7 @@ __all__ += ["BiRQA", "BiRQAFeatures", "LPIPSLike"]
 # Robustness as architecture (source 001): orthogonal convolutions, RobustBlock, NR-IQA models, pruning
 from robustbook.models.nr_iqa import DBCNN, NR_MODELS, LinearityIQA, TReS, nr_iqa_model  # noqa: E402
 from robustbook.models.orthogonal import AOLConv2d, CayleyConv2d, cayley, orthogonal_conv  # noqa: E402
-from robustbook.models.pruning import make_permanent, prune_filters, prunable_convs  # noqa: E402
+from robustbook.models.pruning import make_permanent, prunable_convs, prune_filters  # noqa: E402
 from robustbook.models.robust_block import MaxMin, RobustBlock, StagedNet  # noqa: E402
 
 __all__ += ["CayleyConv2d", "AOLConv2d", "cayley", "orthogonal_conv", "RobustBlock", "MaxMin", "StagedNet",
