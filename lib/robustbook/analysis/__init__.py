@@ -20,7 +20,11 @@ from robustbook.analysis.lipschitz import (
 from robustbook.analysis.ode_flows import (
     TimeShift,
     estimate_lipschitz_dynamics,
+    euler_map_dets,
+    euler_paths,
     gronwall_bound,
+    mlp_lipschitz_bound,
+    order_swaps,
     integral_curves_1d,
     phase_portrait_grid,
     time_shift_check,
@@ -43,4 +47,8 @@ __all__ = [
     "trajectories_2d",
     "gronwall_bound",
     "estimate_lipschitz_dynamics",
+    "mlp_lipschitz_bound",
+    "euler_paths",
+    "order_swaps",
+    "euler_map_dets",
 ]
