@@ -209,3 +209,15 @@ def test_eot_with_image_targets_repeats_them():
     x = torch.rand(2, 1, 4, 4)
     m, l = A.eot(model, lambda out, y: ((out - y) ** 2).flatten(1).sum(1), 3)
     assert l(m(x), x).shape == (2,)
+
+
+def test_configured_apgd_equals_the_function_and_takes_eot(tiny_classifier, image_batch):
+    x, y = image_batch
+    atk = A.APGD(EPS, 10, loss=losses.dlr, generator=torch.Generator().manual_seed(4))
+    ours = atk(tiny_classifier, x, y)
+    plain = A.apgd(tiny_classifier, x, y, EPS, 10, loss=losses.dlr, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(ours, plain)
+    assert str(atk) == "APGD-10 (L∞, ε=8/255, loss dlr)"
+    noisy = NoisyLinear(x[0].numel())
+    adv = A.APGD(EPS, 5, eot=3)(noisy, x, y % 5)
+    assert (adv - x).abs().max() <= EPS + 1e-6 and adv.min() >= 0 and adv.max() <= 1

@@ -15,6 +15,7 @@ reuses them with its own loss, model and threat model.
 """
 from robustbook.attacks import losses
 from robustbook.attacks._core import input_gradient
+from robustbook.attacks.apgd import apgd
 from robustbook.attacks.configured import (APGD, FGSM, PGD, Attack, AttackFn, GaussianNoise, RandomSign, Square,
                                            as_attacks)
 from robustbook.attacks.fgsm import fgsm
@@ -23,6 +24,6 @@ from robustbook.attacks.pgd import pgd
 from robustbook.attacks.square import square
 from robustbook.attacks.wrappers import EOT, EOTDraws, FixedReference, eot, eot_loss, straight_through
 
-__all__ = ["fgsm", "pgd", "square", "gaussian_noise", "random_sign", "GaussianAugment", "losses", "input_gradient",
+__all__ = ["fgsm", "pgd", "apgd", "square", "gaussian_noise", "random_sign", "GaussianAugment", "losses", "input_gradient",
            "Attack", "AttackFn", "FGSM", "PGD", "APGD", "Square", "GaussianNoise", "RandomSign", "as_attacks",
            "EOT", "EOTDraws", "eot", "eot_loss", "FixedReference", "straight_through"]

@@ -63,6 +63,28 @@ def loss_values(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     return per_sample(loss(model(x), y), x.shape[0]).detach()
 
 
+def loss_and_gradient(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                      loss: Loss) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample ``loss(model(x), y)`` (shape ``(N,)``, detached) and ∇_x of its sum, from ONE pass.
+
+    One forward and one backward pass, like :func:`input_gradient`; attacks that
+    track the loss of every iterate (APGD) get the value for free. A loss that
+    returns extra dimensions per sample is summed over them; a scalar loss is
+    refused, because a per-sample value cannot be recovered from it.
+    """
+    n = x.shape[0]
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        value = loss(model(x), y)
+        if value.dim() == 0 or value.shape[0] != n:
+            raise ValueError(f"the loss must return one value per sample, shape ({n},), got shape "
+                             f"{tuple(value.shape)}; a scalar loss (e.g. reduction='mean') cannot be "
+                             "tracked per sample: use reduction='none'")
+        value = value.reshape(n, -1).sum(1)
+        (grad,) = torch.autograd.grad(value.sum(), x)
+    return value.detach(), grad
+
+
 def resolve_loss(loss: Loss | None, y: torch.Tensor) -> Loss:
     return default_loss(y) if loss is None else loss
 

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from robustbook.attacks._core import NORMS, resolve_loss
+from robustbook.attacks.apgd import apgd
 from robustbook.attacks.fgsm import fgsm
 from robustbook.attacks.losses import Loss
 from robustbook.attacks.noise import gaussian_noise, random_sign
@@ -238,7 +239,7 @@ def APGD(eps: float, steps: int = 100, *, norm: str = "linf", restarts: int = 1,
          eot_average: str = "gradient", bpda: Callable[[nn.Module], ContextManager] | None = None,
          eval_mode: bool = True) -> Attack:
     """Configured :func:`~robustbook.attacks.apgd` (Croce & Hein 2020; step size adapts, no α to tune)."""
-    return Attack("APGD", _apgd, {"eps": _check_eps(eps), "steps": _check_count(steps, "steps"), "norm": norm,
+    return Attack("APGD", apgd, {"eps": _check_eps(eps), "steps": _check_count(steps, "steps"), "norm": norm,
                                  "n_restarts": _check_count(restarts, "restarts"), "loss": loss, "rho": rho,
                                  "generator": generator, "eval_mode": eval_mode},
                   norm, eot=eot, eot_average=eot_average, bpda=bpda)
@@ -253,12 +254,6 @@ def Square(eps: float, queries: int = 1000, *, p_init: float = 0.05, loss: Loss 
     return Attack("Square", square, {"eps": _check_eps(eps), "queries": _check_count(queries, "queries"),
                                      "p_init": p_init, "loss": loss, "generator": generator,
                                      "eval_mode": eval_mode}, "linf", eot=eot, black_box=True)
-
-
-def _apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **params: Any) -> torch.Tensor:
-    from robustbook.attacks.apgd import apgd
-
-    return apgd(model, x, y, **params)
 
 
 def _noise(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, sigma: float,

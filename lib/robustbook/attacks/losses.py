@@ -45,6 +45,22 @@ def margin(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return other.max(1).values - true
 
 
+def dlr(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Difference of Logits Ratio, Croce & Hein (ICML 2020), eq. (6).
+
+    ``DLR(z, y) = −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3)``, with ``z_π1 ≥ z_π2 ≥ z_π3`` the
+    three largest logits (``+1e-12`` in the denominator, as the authors' code). It is
+    the :func:`margin` divided by a spread of the logits, so it does not change when
+    the logits are shifted or rescaled: gradient masking by large logits
+    (e.g. a temperature) does not hide a weak model from it. Positive = misclassified.
+    Needs at least 3 classes.
+    """
+    if output.dim() != 2 or output.shape[1] < 3:
+        raise ValueError(f"dlr needs logits of shape (N, K) with K >= 3 classes, got {tuple(output.shape)}")
+    top = output.topk(3, dim=1).values
+    return margin(output, y) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
 def mse_away(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Squared distance between the predicted score and the label: moves the score away from it."""
     return (_score(output) - y.to(output.dtype)) ** 2
