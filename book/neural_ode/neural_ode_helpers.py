@@ -599,8 +599,8 @@ def noise_margin_key(m: dict, table: str, ds: str, model: str, col: str) -> str:
 
 
 def noise_summary(m: dict) -> dict:
-    sds = [c["sd"] for t in m.get("gaps", {}).values() for d in t.values() for mo in d.values() for c in mo.values()
-           if c["n"] >= 2 and not any(k in str(c) for k in ("worst",))]
+    sds = [c["sd"] for t in m.get("gaps", {}).values() for d in t.values() for mo in d.values()
+           for cell, c in mo.items() if c["n"] >= 2 and cell.startswith(("sigma", "fgsm", "pgd"))]
     return {"median": float(np.median(sds)) if sds else 0.0, "cells": len(sds)}
 
 
