@@ -715,9 +715,13 @@ def summary_claims(m: dict, cfg) -> list:
               "flows.euler_swaps_model_step", direction=("<=", 0)),
         Claim("book's check: a too-large Euler step makes the Fig. 3.2 curves cross", "flows.euler_swaps_large_step",
               direction=(">", 0)),
-        Claim("book's check: the toy ODE's Euler step is certified order-preserving (h·C < 1)",
-              "toy.ode.h_times_C", direction=("<", 1.0)),
-        Claim("book's check: det(I + hJ) > 0 on the toy ODE's grid", "toy.ode.min_det", direction=(">", 0.0)),
+    ]
+    for n in ("ode", "tisode"):
+        out += [Claim(f"book's check: the certified constant certifies the toy {NAMES[n]}'s Euler step (h·C < 1)",
+                      f"toy.{n}.h_times_C", direction=("<", 1.0)),
+                Claim(f"book's check: det(I + hJ) > 0 on the toy {NAMES[n]}'s grid (the step keeps orientation)",
+                      f"toy.{n}.min_det", direction=(">", 0.0))]
+    out += [
         Claim("eq. (3.3): a time-invariant flow restarted at z(T') is the shifted curve",
               "flows.time_shift_error_autonomous", direction=("<", 1e-5)),
         Claim("eq. (3.3) fails for time-dependent dynamics", "flows.time_shift_error_time_dependent",
