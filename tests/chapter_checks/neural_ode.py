@@ -31,9 +31,9 @@ def check(m: dict) -> None:
         assert widths["w64"]["rel_diff"] < 0.1 and widths["w64"]["tisode"] == widths["w64"]["cnn"], (arch, widths)
     assert m["data"]["mnist"]["side"] in (14, 28) and m["data"]["mnist"]["n_train"] > 0, m["data"]
 
-    # the models learnt something (10 classes: chance is 10 %)
+    # the models learnt something (10 classes: chance is 10 %; 17 % of 80 test images is 14, p ≈ 0.02 by chance)
     for model in ("cnn", "ode"):
-        assert m["t31"]["mnist"][model]["clean"]["rob"] > 15, (model, m["t31"]["mnist"][model]["clean"])
+        assert m["t31"]["mnist"][model]["clean"]["rob"] > 17, (model, m["t31"]["mnist"][model]["clean"])
 
     # every table, every model: attacked accuracy never above clean accuracy, the worst case over every attack
     # never above the worst case over the thesis' attacks, which is never above any of them alone; the attacked
