@@ -6,8 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from robustbook.analysis.ode_flows import (estimate_lipschitz_dynamics, euler_map_dets, euler_paths,
-                                           integral_curves_1d, mlp_lipschitz_bound, order_swaps)
+from robustbook.analysis.ode_flows import (
+    estimate_lipschitz_dynamics,
+    euler_map_dets,
+    euler_paths,
+    integral_curves_1d,
+    mlp_lipschitz_bound,
+    order_swaps,
+)
 from robustbook.models.odenet import ODEBlock
 
 
@@ -67,7 +73,7 @@ def test_euler_paths_match_the_fixed_step_block() -> None:
     np.testing.assert_allclose(paths[-1], out.numpy(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize(("step", "swapped"), [(0.3, False), (0.5, True)])
+@pytest.mark.parametrize("step, swapped", [(0.3, False), (0.5, True)])
 def test_euler_map_keeps_order_only_while_step_times_lipschitz_is_below_one(step: float, swapped: bool) -> None:
     f = lambda t, z: -2.5 * (z - 1.0)  # noqa: E731   C = 2.5: h·C = 0.75 keeps the order, 1.25 reverses it
     starts = np.linspace(0.0, 2.0, 9)

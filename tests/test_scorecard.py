@@ -11,7 +11,7 @@ M = {"a": {"srocc": 0.80}, "b": {"srocc": 0.60}}
 def test_value_claims_are_judged_only_at_full():
     c = Claim("value", "a.srocc", paper=0.82, tol=0.05)
     assert judge(c, M, "full")[1] == "reproduced"
-    assert judge(c, M, "quick")[1] == "not judged at this profile"      # it ran; values are judged at full
+    assert judge(c, M, "quick") == (0.80, "not judged at this profile")   # it ran; values are judged at full
     assert judge(Claim("value", "z.srocc", paper=0.82, tol=0.05), M, "quick")[1] == "not run at this profile"
     assert judge(Claim("value", "a.srocc", paper=0.95, tol=0.05), M, "full")[1] == "not reproduced"
 
@@ -37,8 +37,8 @@ def test_table_and_summary():
     t = scorecard([Claim("a > b", "a.srocc", direction=(">", "b.srocc")),
                    Claim("v", "a.srocc", paper=0.5, tol=0.01)], M, "full")
     assert list(t.columns) == ["claim", "paper", "expected", "ours", "profile", "verdict"]
-    assert summary(t) == {"reproduced": 1, "direction only": 0, "not reproduced": 1,
-                          "not judged at this profile": 0, "not run at this profile": 0}
+    assert summary(t) == {"reproduced": 1, "direction only": 0, "not reproduced": 1, "not run at this profile": 0,
+                          "not judged at this profile": 0}
 
 
 def test_claim_needs_something_to_judge():

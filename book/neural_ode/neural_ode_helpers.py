@@ -24,7 +24,7 @@ from robustbook.checks import run_checks
 from robustbook.device import default_device, model_device
 from robustbook.losses.steady_state import steady_state_loss, with_steady_state
 from robustbook.metrics import robust_accuracy
-from robustbook.models.input_randomization import RandomResizePad, Randomized
+from robustbook.models.input_randomization import Randomized, RandomResizePad
 from robustbook.models.odenet import odenet
 from robustbook.train import fit, make_loader
 
@@ -798,7 +798,8 @@ def results_table(m: dict, table: str, ds: str, models, cols, worst_eps, eot=Fal
                 r[head + " EOT"] = fmt(node[name].get(f"{kind}_eot_{tag(v)}"))
         for v in worst_eps:
             r[f"worst ε={label(ds, v)} (thesis' attacks → all)"] = (
-                f"{fmt(node[name].get(f'worst_thesis_{tag(v)}'), 'rob')} → {fmt(node[name].get(f'worst_{tag(v)}'), 'rob')}")
+                f"{fmt(node[name].get(f'worst_thesis_{tag(v)}'), 'rob')} → "
+                f"{fmt(node[name].get(f'worst_{tag(v)}'), 'rob')}")
         rows[NAMES[name]] = r
     return pd.DataFrame(rows).T
 
@@ -815,14 +816,16 @@ CHOICES = [
     ("input normalisation", "per-data-set mean/std inside the model", "released code: MNIST unnormalised [0, 1]",
      "same as quick"),
     ("first convolution", "padding 1 (library model)", "released code: no padding", "same as quick"),
-    ("Euler step", "0.1 for ODEnet and TisODE", "thesis: 0.1; released TisODE code: 0.05 for TisODE, 0.1 for the ODEnet",
+    ("Euler step", "0.1 for ODEnet and TisODE",
+     "thesis: 0.1; released TisODE code: 0.05 for TisODE, 0.1 for the ODEnet",
      "0.1 (thesis)"),
     ("steady-state loss", "eq. (3.5) ÷ √(HW) of the state (effective weight 0.1/√(HW)), batch mean",
      "thesis: eq. (3.5), weight 0.1; released code: L1 mean of |f| over [0.9, 1.5], weight 0.01",
      "eq. (3.5) as printed, weight 0.1 (batch mean)"),
     ("when L_ss is on", "Gaussian fine-tuning stage only (after clean stage A)",
      "thesis: 'fine-tune'; released MNIST log: added after 5 of 100 epochs", "same"),
-    ("optimiser / schedule", "Adam, one-cycle", "released code: Adam, ×0.2 at 30/60/90 %", "Adam, multistep (released)"),
+    ("optimiser / schedule", "Adam, one-cycle", "released code: Adam, ×0.2 at 30/60/90 %",
+     "Adam, multistep (released)"),
     ("PGD of the tables", "10 steps of ε/5, random start, cross-entropy",
      "released script: 10 sign steps on a C&W log-margin loss, no random start", "same as quick"),
     ("FGSM of the tables", "one step of ε, cross-entropy", "released script: two sign steps of size ε", "same"),
@@ -854,9 +857,10 @@ def table_sentence(m: dict, table: str, ds: str, a: str, b: str, cells=("sigma",
     hi, lo = max(rows, key=lambda r: r[1]), min(rows, key=lambda r: r[1])
     worst = [(c, node[a][c]["rob"], node[b][c]["rob"]) for c in node[a] if c.startswith("worst_") and
              not c.startswith("worst_thesis") and c in node[b]]
-    text = (f"**In this run ({ds}):** {NAMES[a]} is more accurate than {NAMES[b]} in {won} of {len(rows)} cells; beyond "
-            f"the noise margin, {spread}, in {beyond}, and less accurate beyond it in {behind}; the largest gap is "
-            f"{hi[1]:+.1f} points ({cell_label(ds, hi[0])}), the smallest {lo[1]:+.1f} ({cell_label(ds, lo[0])}).")
+    text = (f"**In this run ({ds}):** {NAMES[a]} is more accurate than {NAMES[b]} in {won} of {len(rows)} cells; "
+            f"beyond the noise margin, {spread}, in {beyond}, and less accurate beyond it in {behind}; the largest "
+            f"gap is {hi[1]:+.1f} points ({cell_label(ds, hi[0])}), "
+            f"the smallest {lo[1]:+.1f} ({cell_label(ds, lo[0])}).")
     if worst:
         text += f" Worst case over every attack, {NAMES[a]} vs {NAMES[b]} (% of all points): " + ", ".join(
             f"ε = {label(ds, float(c[len('worst_'):].replace('p', '.')))}: {ra:.1f} vs {rb:.1f}"
@@ -888,7 +892,8 @@ def summary_markdown(card, m: dict, derived: dict, cfg) -> str:
                          ("Table 3.8", "Table 3.8 cells (CIFAR-10 stand-in)"), ("§3.7.4", "matched-NFE cells")):
         held, failed, n = group(prefix)
         if n:
-            lines.append(f"* {what}: of the {n} directions judged, {held} held beyond the noise margin, {failed} did not.")
+            lines.append(f"* {what}: of the {n} directions judged, {held} held beyond the noise margin, "
+                         f"{failed} did not.")
     checks = card[card["claim"].str.contains("Fig. 3.2|Thm|eq. \\(3.3\\)|§3.3.4|Euler|det\\(", regex=True)]
     lines.append(f"* The flow results (Fig. 3.2, eq. (3.3), Gronwall with a certified C, the Euler map): "
                  f"{int((checks['verdict'] == 'reproduced').sum())} of {len(checks)} held.")

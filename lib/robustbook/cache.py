@@ -37,6 +37,7 @@ CODE_MODULES = (
     "train/loop.py", "train/epoch.py", "train/loaders.py",
     "data/procedural.py", "data/bundled.py", "data/distortions.py", "data/manifest.py", "data/digits.py",
     "data/tensors.py", "data/classification.py", "data/mnist_subset.py",
+    "train/aat.py", "data/aat_sampler.py", "data/bundled_fr.py", "data/denoising.py",
 )
 
 

@@ -19,9 +19,10 @@ Verdicts (never typed by hand):
 * **direction only** — the value is not reproduced (or not judged at this profile)
   but the stated direction holds;
 * **not reproduced** — neither;
-* **not judged at this profile** — the claim ran (its key is in the metrics) but
-  it is numeric only and this profile does not judge values;
-* **not run at this profile** — the key is absent from the metrics.
+* **not judged at this profile** — the run measured the value, but the claim is
+  numeric only and this profile does not judge values (``value_profiles``);
+* **not run at this profile** — the key (or the key a direction compares with, or
+  its margin's key) is absent from the metrics: this profile did not measure it.
 
 A direction may carry a noise ``margin`` (a number or a metrics key, e.g. the
 seed-to-seed spread of the difference): ``>`` then needs ``ours > other + margin``,
@@ -33,10 +34,12 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-VERDICTS = ("reproduced", "direction only", "not reproduced", "not judged at this profile", "not run at this profile")
+VERDICTS = ("reproduced", "direction only", "not reproduced", "not run at this profile", "not judged at this profile")
+_NOT_RUN, _NOT_JUDGED = VERDICTS[3], VERDICTS[4]
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _ALL_OPS = (*_OPS, "==")
 
@@ -104,7 +107,7 @@ def judge(claim: Claim, metrics: Mapping[str, Any], profile: str) -> tuple[Any, 
     """Return (our value, verdict) for one claim."""
     ours = lookup(metrics, claim.key)
     if ours is None or (isinstance(ours, float) and math.isnan(ours)):
-        return None, VERDICTS[4]
+        return None, _NOT_RUN
     value_ok = None
     if claim.tol is not None and profile in claim.value_profiles:
         value_ok = abs(float(ours) - float(claim.paper)) <= claim.tol
@@ -113,19 +116,19 @@ def judge(claim: Claim, metrics: Mapping[str, Any], profile: str) -> tuple[Any, 
         op, other = claim.direction
         other_v = lookup(metrics, other) if isinstance(other, str) else other
         if other_v is None:
-            return ours, VERDICTS[4]
+            return ours, _NOT_RUN
         margin = claim.margin if claim.margin is not None else 0.0
         if isinstance(margin, str):
             margin = lookup(metrics, margin)
             if margin is None:
-                return ours, VERDICTS[4]
+                return ours, _NOT_RUN
         direction_ok = _holds(op, float(ours), float(other_v), abs(float(margin)))
     if value_ok:
         return ours, VERDICTS[0]
     if direction_ok is True:
         return ours, VERDICTS[0] if claim.tol is None else VERDICTS[1]
     if value_ok is None and direction_ok is None:
-        return ours, VERDICTS[3]
+        return ours, _NOT_JUDGED
     return ours, VERDICTS[2]
 
 

@@ -64,7 +64,7 @@ def check(m: dict) -> None:
 
     # red flags: the randomised models are detected (and only they); no deterministic model masks its gradients
     # (IRd's nearest-neighbour resize drops pixels from one draw's gradient: EOT's mean over draws reaches them)
-    for ds, per_model in m["checks"].items():
+    for per_model in m["checks"].values():
         for model, rep in per_model.items():
             checks = rep["checks"]
             assert checks["randomness"]["flagged"] == model.endswith("_ird"), (model, checks["randomness"])
@@ -77,8 +77,8 @@ def check(m: dict) -> None:
             assert v["amplification"] > 0, (ds, model, v)
 
     # attack strength: the sweep ran at a budget with accuracy left to lose, the worst case is below each attack
-    for ds, node in m["strength"].items():
-        for name, s in node.items():
+    for node in m["strength"].values():
+        for s in node.values():
             attacks_ = {k: v for k, v in s.items() if k.startswith(("pgd", "apgd", "square"))}
             assert len([k for k in attacks_ if k[3:].isdigit()]) == 3 and 0 < s["eps"], s
             assert all(0 <= v <= 100 for v in attacks_.values()), s

@@ -34,7 +34,8 @@ float64. All helpers return NumPy arrays (they feed plots).
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch

@@ -16,7 +16,7 @@ A prepared data set is a folder ``<data root>/<name>/`` holding
   level      distortion level (0 = pristine, -1 = unknown)
   ========== =========================================================
 
-* ``dataset.json`` — metadata: ``name``, ``task`` (``nr-iqa``, ``fr-iqa``,
+* ``dataset.json`` — metadata: ``name``, ``task`` (``nr-iqa``, ``fr-iqa``, ``denoising``,
   ``classification``), ``score_name`` (MOS/DMOS/label), ``score_range``,
   ``higher_is_better``, ``source`` (where it came from) and ``notes``.
 
@@ -35,7 +35,7 @@ from robustbook.atomic import atomic_path, write_json
 
 COLUMNS = ("image", "reference", "score", "ref_id", "split", "distortion", "level")
 SPLITS = ("train", "val", "test")
-TASKS = ("nr-iqa", "fr-iqa", "classification")
+TASKS = ("nr-iqa", "fr-iqa", "classification", "denoising")
 MANIFEST = "manifest.csv"
 META = "dataset.json"
 

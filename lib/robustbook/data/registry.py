@@ -59,6 +59,19 @@ REGISTRY: dict[str, Entry] = {
 }
 
 
+def _bundled_fr_iqa(**kw: Any) -> Path:
+    from robustbook.data.bundled_fr import bundled_fr_iqa
+
+    return bundled_fr_iqa(**kw)
+
+
+# BiRQA chapter (source 002): the bundled full-reference set
+REGISTRY["bundled-fr-iqa"] = Entry(
+    "bundled-fr-iqa", "bundled", "fr-iqa",
+    "reference/distorted pairs of scikit-image crops under 5 distortions x 5 levels; proxy (SSIM x colour) labels",
+    build=_bundled_fr_iqa)
+
+
 def prepare(name: str, root: str | Path | None = None, **kw: Any) -> Path:
     """The folder of data set ``name``, ready to read with :func:`robustbook.data.read_dataset`."""
     if name not in REGISTRY:

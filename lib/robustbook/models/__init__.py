@@ -5,7 +5,11 @@
   :class:`FeatureDenoise`, :func:`resnet_iqa`
 * neural ODEs (source 003, ch. 3): :class:`ODEBlock`, :func:`odenet`, :class:`FeatureDenoise` (``mode="dot"``),
   :class:`RandomResizePad`
+* denoising (source 003, ch. 2): :class:`DnCNN`; single-image baselines :func:`deep_image_prior`,
+  :func:`noise2self`
 """
+from robustbook.models.dncnn import DnCNN
+from robustbook.models.single_image import deep_image_prior, noise2self
 from robustbook.models.feature_denoise import FeatureDenoise, add_feature_denoise
 from robustbook.models.input_randomization import RandomResizePad, Randomized
 from robustbook.models.iqa import SmallIQANet
@@ -20,4 +24,12 @@ from robustbook.models.stnorm import (STNorm, bpda_soft_threshold, stnorm_module
 __all__ = ["SmallIQANet", "Normalize", "STNorm", "swap_batchnorm", "stnorm_modules", "straight_through_stnorm",
            "bpda_soft_threshold", "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise", "ResNetIQA", "TinyResNet",
            "resnet_iqa", "ODEBlock", "ODENet", "CNNNet", "ConvDynamics", "ConcatConv2d", "BasicBlockDynamics",
-           "ResidualBlock", "odenet", "RandomResizePad", "Randomized"]
+           "ResidualBlock", "odenet", "RandomResizePad", "Randomized", "DnCNN",
+           "deep_image_prior", "noise2self"]
+
+# BiRQA (source 002): full-reference model, its features and an LPIPS-structured baseline
+from robustbook.models.birqa import BiRQA  # noqa: E402
+from robustbook.models.birqa_features import BiRQAFeatures  # noqa: E402
+from robustbook.models.lpips_like import LPIPSLike  # noqa: E402
+
+__all__ += ["BiRQA", "BiRQAFeatures", "LPIPSLike"]
