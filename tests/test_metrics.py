@@ -579,3 +579,17 @@ def test_logistic_fit_is_quiet_and_converges_on_badly_scaled_scores():
             fit = logistic_fit(pred, target)
         assert fit.method == "logistic"
         assert rmse(pred, target, logistic=True) <= np.std(target) + 1e-9
+
+
+def test_per_attack_can_name_the_attacks_reported_alone():
+    x, y = toy_data(10)
+    a, b, c = FlipAttack({0, 2, 3}), FlipAttack({3, 4, 5}), FlipAttack({6})
+    report = robust_accuracy(SliceModel(), x, y, {"a": a, "b": b, "c": c}, per_attack=["a", "b"])
+    assert report.per_attack == {"a": 0.6, "b": 0.5}                 # "c" only ran for the worst case
+    assert flat_seen(c) == [6, 7, 8, 9] and report.robust_accuracy == 0.3
+    with pytest.raises(ValueError, match="not among the attacks"):
+        robust_accuracy(SliceModel(), x, y, {"a": a}, per_attack=["z"])
+
+
+def flat_seen(attack):
+    return sorted(i for call in attack.seen for i in call)

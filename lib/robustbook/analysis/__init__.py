@@ -20,8 +20,12 @@ from robustbook.analysis.lipschitz import (
 from robustbook.analysis.ode_flows import (
     TimeShift,
     estimate_lipschitz_dynamics,
+    euler_map_dets,
+    euler_paths,
     gronwall_bound,
     integral_curves_1d,
+    mlp_lipschitz_bound,
+    order_swaps,
     phase_portrait_grid,
     time_shift_check,
     trajectories_2d,
@@ -43,6 +47,10 @@ __all__ = [
     "trajectories_2d",
     "gronwall_bound",
     "estimate_lipschitz_dynamics",
+    "mlp_lipschitz_bound",
+    "euler_paths",
+    "order_swaps",
+    "euler_map_dets",
 ]
 
 # singular values of convolutions, spectral norms, perturbation growth (source 001)
