@@ -25,8 +25,16 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, fetch_archive,  # noqa: E402
-                     output_folder, record_archives, split_counts)
+from _common import (  # noqa: E402
+    ArchiveSpec,
+    DownloadFn,
+    archive_digest,
+    archive_main,
+    fetch_archive,
+    output_folder,
+    record_archives,
+    split_counts,
+)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import ArchiveError, download  # noqa: E402
@@ -74,7 +82,7 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
             name=NAME, task="denoising", score_name="none", score_range=(0.0, 1.0), higher_is_better=True,
             source=f"Kodak PhotoCD images (Eastman Kodak), {BASE_URL}",
             notes="24 clean colour photographs; score = 0 (no label); all in the test split.",
-            extra={"archives": {p.name: archive_digest(p, spec) for p, spec in zip(paths, FILES)}})
+            extra={"archives": {p.name: archive_digest(p, spec) for p, spec in zip(paths, FILES, strict=False)}})
         write_dataset(tmp, samples, meta)
     record_archives(*paths)
     print(f"{NAME}: {len(samples)} images, split {split_counts(samples)}", file=sys.stderr)

@@ -11,7 +11,6 @@ from PIL import Image
 
 from robustbook.data.download import ArchiveError
 from robustbook.data.manifest import read_dataset
-
 from tests.data_script_loading import load_script, no_download
 
 dncnn = load_script("dncnn_sets")

@@ -145,13 +145,14 @@ def test_hat_with_alpha_zero_is_normal_training():
     assert torch.allclose(l_hat, l_nt)
     g_hat = torch.autograd.grad(l_hat, list(net.parameters()), retain_graph=True, allow_unused=True)
     g_nt = torch.autograd.grad(l_nt, list(net.parameters()), retain_graph=True)
-    for a, b in zip(g_hat, g_nt):
+    for a, b in zip(g_hat, g_nt, strict=False):
         assert torch.allclose(a, b)
     # alpha > 0: the consistency term enters with weight alpha / (1 + alpha), gradients through both outputs
     l1 = HATLoss(1.0)(out, out_adv, x)
     manual = 0.5 * (0.5 * reconstruction_error(out, x) + 0.5 * reconstruction_error(out, out_adv)).mean()
     assert torch.allclose(l1, manual)
-    assert float(half_sse(out, x)) * 2 * x.shape[0] == pytest.approx(float(reconstruction_error(out, x).sum()), rel=1e-5)
+    total = float(reconstruction_error(out, x).sum())
+    assert float(half_sse(out, x)) * 2 * x.shape[0] == pytest.approx(total, rel=1e-5)
     with pytest.raises(ValueError, match="alpha"):
         HATLoss(-1)
 
@@ -166,7 +167,7 @@ def test_run_epoch_pair_loss_alpha_zero_equals_plain_training():
         kw = {"attack": ObsAtk(5 / 255, 1, rel_step=1.0), "pair_loss": pair} if pair is not None else {}
         run_epoch(net, loader, half_sse, opt=opt, progress=False, **kw)
         states.append([p.detach().clone() for p in net.parameters()])
-    for a, b in zip(*states):
+    for a, b in zip(*states, strict=False):
         assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError, match="needs attack"):
         run_epoch(_denoiser(), loader, half_sse, opt=None, pair_loss=HATLoss(1.0), progress=False)

@@ -14,15 +14,15 @@ import functools
 import hashlib
 import json
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
 from robustbook.atomic import atomic_path, write_json
 from robustbook.paths import cache_dir
 from robustbook.safeload import CorruptCheckpointError, load_checkpoint_file
-
 
 #: Library sources whose text is part of every cache key (relative to the package folder): the code
 #: that determines trained weights. Models, losses, attacks (adversarial training's inner maximisation)

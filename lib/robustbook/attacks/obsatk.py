@@ -29,7 +29,7 @@ Introduced in the denoising chapter (source 003, chapter 2).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

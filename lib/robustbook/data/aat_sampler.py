@@ -13,7 +13,7 @@ the sampler asserts the first and records the measured η of every batch in :att
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -54,7 +54,8 @@ class AATBatchSampler(Sampler):
                  n_anchors: int = 8, band: float | None = None, batches: int | None = None, seed: int = 0) -> None:
         mos = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=np.float64)
         if mos.ndim != 1 or mos.size < batch_size:
-            raise ValueError(f"scores must be a vector of at least batch_size={batch_size} values, got shape {mos.shape}")
+            raise ValueError(f"scores must be a vector of at least batch_size={batch_size} values, "
+                             f"got shape {mos.shape}")
         if not 2 <= n_anchors <= batch_size:
             raise ValueError(f"n_anchors must be in [2, batch_size={batch_size}], got {n_anchors}")
         span = float(mos.max() - mos.min())
@@ -74,7 +75,7 @@ class AATBatchSampler(Sampler):
         self.epoch = int(epoch)
 
     @property
-    def sampler(self) -> "AATBatchSampler":
+    def sampler(self) -> AATBatchSampler:
         """Itself: ``robustbook.train.fit`` looks for ``loader.batch_sampler.sampler.set_epoch``."""
         return self
 

@@ -61,7 +61,7 @@ def _build(folder: Path, crop: int, per_photo: int, seed: int) -> Path:
     with atomic_dir(folder) as tmp:
         (tmp / "images").mkdir()
         samples = []
-        for (name, i, ref), ref_id in zip(crops, ref_ids):
+        for (_name, _i, ref), ref_id in zip(crops, ref_ids, strict=False):
             ref_q = to_uint8(ref)
             ref_rel = f"images/{ref_id}_reference.png"
             Image.fromarray(ref_q).save(tmp / ref_rel)

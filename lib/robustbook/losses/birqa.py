@@ -102,7 +102,10 @@ def anchored_ranking_loss(pred: torch.Tensor, mos: torch.Tensor, anchor_mask: to
 
 
 def coverage_eta(mos: torch.Tensor, anchor_mask: torch.Tensor) -> float:
-    """The smallest η for which the two-sided coverage (7) holds in this batch (inf if a non-anchor is not bracketed)."""
+    """The smallest η for which the two-sided coverage (7) holds in this batch.
+
+    ``inf`` if a non-anchor is not bracketed by anchors.
+    """
     mos, anchor_mask = mos.detach().double(), anchor_mask.bool()
     ya = mos[anchor_mask]
     eta = 0.0

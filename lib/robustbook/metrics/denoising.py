@@ -18,7 +18,7 @@ image is clipped). Introduced in the denoising chapter (source 003, chapter 2).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

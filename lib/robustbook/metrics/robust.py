@@ -186,7 +186,7 @@ def _survives(
 ) -> torch.Tensor:
     """Run ``attack`` on (x, y) batch by batch; True where the adversarial image is still classified ``y``."""
     keep = []
-    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=False):
         xb, yb = xb.to(device), yb.to(device)
         x_adv = attack(model, xb, yb)
         if not isinstance(x_adv, torch.Tensor):

@@ -28,7 +28,7 @@ The widths are the book's (the source gives 5.5 M parameters and no widths): see
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +73,7 @@ class AdaptiveFusion(nn.Module):
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         cat = torch.cat(feats, 1)
         gap = cat.mean((2, 3))
-        weighted = [torch.sigmoid(mlp(gap))[:, :, None, None] * f for mlp, f in zip(self.mlps, feats)]
+        weighted = [torch.sigmoid(mlp(gap))[:, :, None, None] * f for mlp, f in zip(self.mlps, feats, strict=False)]
         return self.se(self.phi(torch.cat(weighted, 1)))
 
 
@@ -240,7 +240,7 @@ class BiRQA(nn.Module):
         gs = []
         for i, level in enumerate(pyr):
             chunks = torch.split(level, [FEATURE_CHANNELS[k] for k in FEATURES], 1)
-            gs.append(self.fusion[i]([pre(ch) for pre, ch in zip(self.pre[i], chunks)]))
+            gs.append(self.fusion[i]([pre(ch) for pre, ch in zip(self.pre[i], chunks, strict=False)]))
         for i in range(len(gs) - 1):  # bottom-up: fine → coarse
             gs[i + 1] = self.lift[i](gs[i], gs[i + 1])
         for i in reversed(range(len(gs) - 1)):  # top-down: coarse → fine
@@ -263,5 +263,5 @@ def lbp_surrogate(model: nn.Module) -> Iterator[nn.Module]:
     try:
         yield model
     finally:
-        for f, g in zip(feats, saved):
+        for f, g in zip(feats, saved, strict=False):
             f.lbp_grad = g

@@ -104,7 +104,8 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, *, win_size: int = 11, sigma: flo
     return ((2 * mu_a * mu_b + C1) * (2 * s_ab + C2)) / ((mu_a ** 2 + mu_b ** 2 + C1) * (s_aa + s_bb + C2))
 
 
-def local_variance(x: torch.Tensor, *, win_size: int = 11, sigma: float = 1.5, padding: str = "reflect") -> torch.Tensor:
+def local_variance(x: torch.Tensor, *, win_size: int = 11, sigma: float = 1.5,
+                   padding: str = "reflect") -> torch.Tensor:
     """Gaussian-weighted local variance ``E[x²] − E[x]²`` (clamped at 0)."""
     win = gaussian_window(win_size, sigma, dtype=x.dtype, device=x.device)
     mu = _blur(x, win, padding)

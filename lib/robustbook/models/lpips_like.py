@@ -66,7 +66,7 @@ class LPIPSLike(nn.Module):
 
     def distance(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         d = 0.0
-        for lin, fr, fd in zip(self.lins, self._feats(ref), self._feats(dist)):
+        for lin, fr, fd in zip(self.lins, self._feats(ref), self._feats(dist), strict=False):
             fr = fr / (fr.pow(2).sum(1, keepdim=True) + 1e-10).sqrt()
             fd = fd / (fd.pow(2).sum(1, keepdim=True) + 1e-10).sqrt()
             w = lin.weight.clamp_min(0)  # LPIPS keeps the channel weights non-negative

@@ -44,10 +44,10 @@ class Hourglass(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         skips, h = [], z
-        for down, skip in zip(self.down, self.skip):
+        for down, skip in zip(self.down, self.skip, strict=False):
             skips.append(skip(h))
             h = down(h)
-        for up, s in zip(self.up, reversed(skips)):
+        for up, s in zip(self.up, reversed(skips), strict=False):
             h = F.interpolate(h, size=s.shape[-2:], mode="bilinear", align_corners=False)
             h = up(torch.cat([h, s], 1))
         return torch.sigmoid(self.out(h))

@@ -16,8 +16,9 @@ image only, through :class:`robustbook.attacks.FixedReference`, and maximise the
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

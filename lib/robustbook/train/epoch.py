@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -19,8 +20,13 @@ from tqdm.auto import tqdm
 from robustbook.attacks.configured import AttackFn
 from robustbook.device import model_device
 from robustbook.modes import preserved_modes
-from robustbook.train.distributed import (_collective_device, _distributed_active, _gather_in_dataset_order,
-                                          _unwrap, is_main_process)
+from robustbook.train.distributed import (
+    _collective_device,
+    _distributed_active,
+    _gather_in_dataset_order,
+    _unwrap,
+    is_main_process,
+)
 from robustbook.train.loaders import _distributed_sampler
 
 __all__ = ["run_epoch"]
@@ -174,7 +180,8 @@ def run_epoch(
         mix_alpha = float(mix_alpha)
     if pair_loss is not None:
         if not callable(pair_loss):
-            raise TypeError(f"pair_loss must be callable pair_loss(out_clean, out_adv, y), got {type(pair_loss).__name__}")
+            raise TypeError("pair_loss must be callable pair_loss(out_clean, out_adv, y), "
+                            f"got {type(pair_loss).__name__}")
         if attack is None:
             raise ValueError("pair_loss compares clean and attacked outputs, so it needs attack=")
         if mix_alpha is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,13 +15,27 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustbook.atomic import write_json
+from robustbook.attacks.configured import AttackFn
 from robustbook.device import default_device
 from robustbook.seeding import seed_everything
-from robustbook.train.checkpoint import (CHECKPOINT_NAME, HISTORY_NAME, _config_diff, _gather_rng,
-                                         _load_checkpoint, _normalise_config, _restore_rng, _save_checkpoint)
-from robustbook.train.distributed import (_distributed_active, _init_process_group, _local_rank, is_main_process,
-                                          rank, world_size)
-from robustbook.attacks.configured import AttackFn
+from robustbook.train.checkpoint import (
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    _config_diff,
+    _gather_rng,
+    _load_checkpoint,
+    _normalise_config,
+    _restore_rng,
+    _save_checkpoint,
+)
+from robustbook.train.distributed import (
+    _distributed_active,
+    _init_process_group,
+    _local_rank,
+    is_main_process,
+    rank,
+    world_size,
+)
 from robustbook.train.epoch import LossFn, PairLossFn, _resolve_amp, run_epoch
 from robustbook.train.history import History
 from robustbook.train.loaders import _distributed_sampler, _set_epoch, _shard_loader
