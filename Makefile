@@ -44,7 +44,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab book/
 
 bench: setup
-	$(PY) benchmarks/pgd_cost.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/pgd_cost.py
 
 clean:
 	rm -rf _build

@@ -24,12 +24,21 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
-from robustbook.data.download import (ArchiveError, DownloadError, NetworkUnavailable, archive_members,
-                                      read_sidecar, sidecar_path, verify_file, write_sidecar)
+from robustbook.data.download import (
+    ArchiveError,
+    DownloadError,
+    NetworkUnavailable,
+    archive_members,
+    read_sidecar,
+    sidecar_path,
+    verify_file,
+    write_sidecar,
+)
 from robustbook.data.manifest import ManifestError, read_dataset
 from robustbook.data.root import ENV_VAR as ROOT_ENV
 from robustbook.data.root import data_root as _data_root

@@ -1,4 +1,6 @@
-"""Prepare ImgNet10, the ImageNet subset of source 003 (Yan's thesis, ch. 3, §3.3.1, Table 3.6), into ``<data root>/imgnet10/``.
+"""Prepare ImgNet10, the ImageNet subset of source 003 (Yan's thesis, ch. 3, §3.3.1, Table 3.6).
+
+The result goes into ``<data root>/imgnet10/``.
 
 ImgNet10 has 10 classes, each the union of three ImageNet synsets (wnids,
 Table 3.6 of the thesis, copied in :data:`CLASSES`). "We selected 3,000
@@ -27,8 +29,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -142,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser("Select, resize and index ImgNet10 (Table 3.6 of source 003) from your ImageNet copy.")
     parser.add_argument("--imagenet-dir", required=True,
                         help="your ImageNet training set: a folder with train/<wnid>/*.JPEG (or the train folder)")
-    parser.add_argument("--n-train", type=positive_int, default=N_TRAIN, help=f"training images per class (default {N_TRAIN})")
+    parser.add_argument("--n-train", type=positive_int, default=N_TRAIN,
+                        help=f"training images per class (default {N_TRAIN})")
     parser.add_argument("--n-test", type=positive_int, default=N_TEST, help=f"test images per class (default {N_TEST})")
     parser.add_argument("--size", type=positive_int, default=SIZE, help=f"image side after resizing (default {SIZE})")
     args = parser.parse_args(argv)

@@ -35,9 +35,22 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, LabelFileError, archive_digest, base_parser,  # noqa: E402
-                     fetch_archive, find_file_prefix, find_folder_prefix, output_folder, parse_score,
-                     read_label_csv, record_archives, run, split_counts)
+from _common import (  # noqa: E402
+    ArchiveSpec,
+    DownloadFn,
+    LabelFileError,
+    archive_digest,
+    base_parser,
+    fetch_archive,
+    find_file_prefix,
+    find_folder_prefix,
+    output_folder,
+    parse_score,
+    read_label_csv,
+    record_archives,
+    run,
+    split_counts,
+)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import DownloadError, download, extract  # noqa: E402

@@ -1,4 +1,6 @@
-"""Prepare LIVE Image Quality Assessment Database Release 2 (Sheikh, Sabir & Bovik, IEEE TIP 2006) into ``<data root>/live/``.
+"""Prepare LIVE Image Quality Assessment Database Release 2 (Sheikh, Sabir & Bovik, IEEE TIP 2006).
+
+The result goes into ``<data root>/live/``.
 
 LIVE release 2: 29 pristine reference images (``refimgs/``, BMP) distorted by five
 distortion types, 982 images in all, of which 779 are distorted and 203 are
@@ -64,8 +66,19 @@ from typing import Any
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, LabelFileError, archive_digest, base_parser,  # noqa: E402
-                     fetch_archive, find_file_prefix, output_folder, record_archives, run, split_counts)
+from _common import (  # noqa: E402
+    ArchiveSpec,
+    DownloadFn,
+    LabelFileError,
+    archive_digest,
+    base_parser,
+    fetch_archive,
+    find_file_prefix,
+    output_folder,
+    record_archives,
+    run,
+    split_counts,
+)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import ArchiveError, download, extract  # noqa: E402
@@ -114,8 +127,9 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
         else:
             src = Path(extracted).expanduser().resolve()
             if not (src / LABEL_FILE).is_file():
-                raise ArchiveError(f"--extracted {src} holds no {LABEL_FILE}: pass the folder of the unzipped release "
-                                   f"that holds {LABEL_FILE}, {REFNAMES_FILE}, {REF_FOLDER}/ and the distortion folders")
+                raise ArchiveError(f"--extracted {src} holds no {LABEL_FILE}: pass the folder of the unzipped "
+                                   f"release that holds {LABEL_FILE}, {REFNAMES_FILE}, {REF_FOLDER}/ and the "
+                                   f"distortion folders")
         for folder in (REF_FOLDER, *(d for d, _ in DISTORTIONS)):
             if not (src / folder).is_dir():
                 raise ArchiveError(f"the LIVE release has no folder {folder}/ beside {LABEL_FILE}: it is not the "
@@ -134,7 +148,8 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
         samples, lo, hi, score_note = _samples(tmp, seed, realigned)
         meta = DatasetMeta(
             name=NAME, task="fr-iqa", score_name="DMOS", score_range=(lo, hi), higher_is_better=False,
-            source=f"LIVE Image Quality Assessment Database Release 2 (Sheikh, Sabir & Bovik, IEEE TIP 2006), {HOMEPAGE}",
+            source=("LIVE Image Quality Assessment Database Release 2 (Sheikh, Sabir & Bovik, IEEE TIP 2006), "
+                    f"{HOMEPAGE}"),
             notes=(f"{score_note} Lower is better. score_range = (min(0, floor(min)), max(100, ceil(max))) of the "
                    f"scores so that every score maps into [0, 1]. The hidden references (orgs == 1) are left out. "
                    f"distortion = folder (jp2k, jpeg, wn, gblur, fastfading); LIVE has no levels (level = -1). "
@@ -274,7 +289,7 @@ def _samples(folder: Path, seed: int, realigned: bool) -> tuple[list[Sample], fl
     splits = split_by_reference(ref_ids, (0.6, 0.2, 0.2), seed=seed)
     samples = [Sample(image=image, reference=f"{REF_FOLDER}/{ref}", score=score, ref_id=rid, split=splits[rid],
                       distortion=dist, level=-1)
-               for (dist, image, ref, score), rid in zip(kept, ref_ids)]
+               for (dist, image, ref, score), rid in zip(kept, ref_ids, strict=True)]
     return samples, float(lo), float(hi), note
 
 

@@ -1,4 +1,6 @@
-"""Prepare the LIVE In the Wild Image Quality Challenge Database (LIVEC; Ghadiyaram & Bovik, IEEE TIP 2016) into ``<data root>/livec/``.
+"""Prepare the LIVE In the Wild Image Quality Challenge Database (LIVEC; Ghadiyaram & Bovik, IEEE TIP 2016).
+
+The result goes into ``<data root>/livec/``.
 
 LIVEC ("LIVE Challenge"): 1,169 photographs taken with mobile devices, with
 authentic (not synthetic) distortions, rated by over 8,000 crowd workers. The
@@ -50,8 +52,19 @@ from typing import Any
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, LabelFileError, archive_digest, base_parser,  # noqa: E402
-                     fetch_archive, find_file_prefix, output_folder, record_archives, run, split_counts)
+from _common import (  # noqa: E402
+    ArchiveSpec,
+    DownloadFn,
+    LabelFileError,
+    archive_digest,
+    base_parser,
+    fetch_archive,
+    find_file_prefix,
+    output_folder,
+    record_archives,
+    run,
+    split_counts,
+)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.download import ArchiveError, download, extract  # noqa: E402
@@ -177,7 +190,7 @@ def _samples(folder: Path, seed: int, include_training: bool) -> tuple[list[Samp
         print(f"warning: the release lists {len(names)} images, not the published {N_TOTAL}", file=sys.stderr)
     start = 0 if include_training else N_TRAINING
     rows = []
-    for i, (name, score) in enumerate(zip(names, mos)):
+    for i, (name, score) in enumerate(zip(names, mos, strict=True)):
         if i < start:
             continue
         where = f"{NAMES_FILE} entry {i + 1} ({name!r})"

@@ -32,8 +32,17 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, archive_digest, archive_main, array_items,  # noqa: E402
-                     fetch_archive, output_folder, record_archives, split_counts)
+from _common import (  # noqa: E402
+    ArchiveSpec,
+    DownloadFn,
+    archive_digest,
+    archive_main,
+    array_items,
+    fetch_archive,
+    output_folder,
+    record_archives,
+    split_counts,
+)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
@@ -65,7 +74,8 @@ def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise MatFileError(f"{path} is not a readable MATLAB v5 file ({exc}); delete it and download it again") \
             from None
     if "X" not in mat or "y" not in mat:
-        raise MatFileError(f"{path} lacks the variables X and y (has {sorted(k for k in mat if not k.startswith('__'))}); "
+        has = sorted(k for k in mat if not k.startswith("__"))
+        raise MatFileError(f"{path} lacks the variables X and y (has {has}); "
                            f"it is not an SVHN cropped-digits file")
     x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.dtype != np.uint8:

@@ -7,8 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from robustbook.analysis import (bn_channel_means, capture, eds, input_gradient_norm, linf_normalize,
-                                 local_lipschitz, soft_threshold, soft_threshold_grad)
+from robustbook.analysis import (
+    bn_channel_means,
+    capture,
+    eds,
+    input_gradient_norm,
+    linf_normalize,
+    local_lipschitz,
+    soft_threshold,
+    soft_threshold_grad,
+)
 from robustbook.models.resnet_iqa import resnet_iqa
 
 # --------------------------------------------------------------------------- EDS
@@ -159,7 +167,7 @@ def test_soft_threshold_values_and_derivative():
     v = torch.tensor([-0.9, -0.31, 0.05, 0.4, 1.3], requires_grad=True)
     soft_threshold(v, 0.3).sum().backward()
     assert torch.equal(v.grad, soft_threshold_grad(v.detach(), 0.3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be a non-negative number, got -0.1"):
         soft_threshold(u, -0.1)
 
 

@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 import torchattacks
+from torch import nn
+
 from robustbook.attacks import apgd, losses, pgd
 from robustbook.attacks._core import loss_and_gradient
 from robustbook.attacks.apgd import checkpoints
-from torch import nn
 
 
 def _size(d: torch.Tensor, norm: str) -> torch.Tensor:

@@ -112,7 +112,8 @@ def test_constant_model_gives_zero_change_and_the_clean_images_win():
 
 def test_configured_attacks_checks_report_and_modes():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 1), nn.Dropout(0.0))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 1),
+                          nn.Dropout(0.0))
     model.train()
     model[0].eval()
     g = torch.Generator().manual_seed(0)

@@ -1,4 +1,7 @@
-"""The red-flag checks of robustbook.checks: each fires on a model built to trigger it, and stays quiet on a plain CNN."""
+"""The red-flag checks of robustbook.checks.
+
+Each fires on a model built to trigger it, and stays quiet on a plain CNN.
+"""
 from __future__ import annotations
 
 import json
@@ -8,9 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustbook.attacks import PGD, FGSM, RandomSign, Square, losses
-from robustbook.checks import (ChecksReport, PerturbationChecks, check_black_box, check_probability_outputs,
-                               check_randomness, check_zero_gradients, run_checks)
+from robustbook.attacks import FGSM, PGD, RandomSign, Square, losses
+from robustbook.checks import (
+    ChecksReport,
+    PerturbationChecks,
+    check_black_box,
+    check_probability_outputs,
+    check_randomness,
+    check_zero_gradients,
+    run_checks,
+)
 from robustbook.metrics import robust_accuracy
 
 

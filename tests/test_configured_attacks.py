@@ -162,9 +162,9 @@ def test_eot_estimators_match_hand_loops(image_batch, average, hand):
     loss = losses.cross_entropy
     torch.manual_seed(42)
     expected = hand(model, x, y, loss, 6)
-    m, l = A.eot(model, loss, 6, average=average)
+    m, loss_eot = A.eot(model, loss, 6, average=average)
     torch.manual_seed(42)
-    got = input_gradient(m, x, y, l)
+    got = input_gradient(m, x, y, loss_eot)
     assert torch.allclose(got, expected, atol=1e-6)
 
 
@@ -197,8 +197,8 @@ def test_eot_attack_option_uses_the_gradient_estimator(image_batch):
     torch.manual_seed(7)
     by_option = A.FGSM(EPS, eot=5)(model, x, y)
     torch.manual_seed(7)
-    m, l = A.eot(model, losses.cross_entropy, 5)
-    by_hand = A.fgsm(m, x, y, EPS, loss=l)
+    m, loss_eot = A.eot(model, losses.cross_entropy, 5)
+    by_hand = A.fgsm(m, x, y, EPS, loss=loss_eot)
     assert torch.equal(by_option, by_hand)
     assert "EOT×5" in str(A.FGSM(EPS, eot=5))
 
@@ -207,8 +207,8 @@ def test_eot_with_image_targets_repeats_them():
     """A denoiser's target is an image: EOT repeats it per draw."""
     model = nn.Identity()
     x = torch.rand(2, 1, 4, 4)
-    m, l = A.eot(model, lambda out, y: ((out - y) ** 2).flatten(1).sum(1), 3)
-    assert l(m(x), x).shape == (2,)
+    m, loss_eot = A.eot(model, lambda out, y: ((out - y) ** 2).flatten(1).sum(1), 3)
+    assert loss_eot(m(x), x).shape == (2,)
 
 
 def test_configured_apgd_equals_the_function_and_takes_eot(tiny_classifier, image_batch):

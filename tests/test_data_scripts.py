@@ -20,9 +20,9 @@ from PIL import Image
 
 from robustbook.data.download import ArchiveError, NetworkUnavailable, read_sidecar
 from robustbook.data.manifest import read_dataset
-
-from tests.data_script_loading import SCRIPTS, load_script as _load, no_download as _no_download
-
+from tests.data_script_loading import SCRIPTS
+from tests.data_script_loading import load_script as _load
+from tests.data_script_loading import no_download as _no_download
 
 koniq = _load("koniq10k")
 kadid = _load("kadid10k")
@@ -78,7 +78,7 @@ def make_koniq(archives: Path, *, header: list[str] = KONIQ_HEADER, with_sets: b
         sets = ["training"] * n_train + ["validation"] * n_val + ["test"] * (len(ids) - n_train - n_val)
         (archives / "koniq10k_distributions_sets.csv").write_text(_csv_text(
             ["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD", "set"],
-            [[f"{ident}.jpg", 0, 0.1, 0.5, 0.3, 0.1, 100, 55.5, 0.5, s] for ident, s in zip(ids, sets)]))
+            [[f"{ident}.jpg", 0, 0.1, 0.5, 0.3, 0.1, 100, 55.5, 0.5, s] for ident, s in zip(ids, sets, strict=True)]))
 
 
 def _check_disjoint(samples: list) -> None:

@@ -11,7 +11,6 @@ import gzip
 import io
 import pickle
 import struct
-import sys
 import tarfile
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from PIL import Image
 from robustbook.data.classification import ChecksumError, class_names, load_classification
 from robustbook.data.download import ArchiveError
 from robustbook.data.manifest import read_dataset
-
-from tests.data_script_loading import SCRIPTS, load_script as _load, no_download as _no_download
-
+from tests.data_script_loading import SCRIPTS
+from tests.data_script_loading import load_script as _load
+from tests.data_script_loading import no_download as _no_download
 
 mnist = _load("mnist")
 svhn = _load("svhn")

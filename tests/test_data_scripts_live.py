@@ -21,9 +21,9 @@ from scipy.io import savemat
 from robustbook.data.download import ArchiveError, read_sidecar
 from robustbook.data.manifest import read_dataset
 from robustbook.data.tensors import ManifestDataset
-
-from tests.data_script_loading import SCRIPTS, load_script as _load, no_download as _no_download
-
+from tests.data_script_loading import SCRIPTS
+from tests.data_script_loading import load_script as _load
+from tests.data_script_loading import no_download as _no_download
 
 live = _load("live")
 livec = _load("livec")
@@ -131,7 +131,7 @@ def make_live(archives: Path, *, top: str = "databaserelease2/", drop: str | Non
     members: dict[str, bytes] = {}
     for j, ref in enumerate(LIVE_REFS):
         members[f"{top}refimgs/{ref}"] = _bmp(j)
-    for n, (dist, image, _, _, _) in enumerate(rows):
+    for n, (_, image, _, _, _) in enumerate(rows):
         members[f"{top}{image}"] = _bmp(n)
     for dist, _ in live.DISTORTIONS:
         members[f"{top}{dist}/info.txt"] = b"refname distname parameter\n"
@@ -175,7 +175,8 @@ def test_live_prepare(tmp_path: Path) -> None:
     for s in samples:
         assert seen.setdefault(s.ref_id, s.split) == s.split
     assert sorted({s.split for s in samples}) == ["test", "train", "val"]
-    assert meta.extra["archives"]["databaserelease2.zip"] == read_sidecar(tmp_path / "archives" / "databaserelease2.zip")
+    zip_path = tmp_path / "archives" / "databaserelease2.zip"
+    assert meta.extra["archives"]["databaserelease2.zip"] == read_sidecar(zip_path)
     # the data layer maps DMOS (lower = better) into [0, 1] with 1 = best
     ds = ManifestDataset(out, "train")
     ys = [ds.normalise(s.score) for s in ds.samples]

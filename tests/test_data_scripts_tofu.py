@@ -15,10 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from robustbook.data.download import (ArchiveError, ChecksumMismatch, DownloadError, download, file_sha256,
-                                      read_sidecar, sidecar_path, verify_file)
+from robustbook.data.download import (
+    ArchiveError,
+    ChecksumMismatch,
+    DownloadError,
+    download,
+    file_sha256,
+    read_sidecar,
+    sidecar_path,
+    verify_file,
+)
 from robustbook.data.manifest import read_dataset
-
 from tests.data_script_loading import SCRIPTS, no_download
 from tests.test_data_scripts import kadid, make_kadid
 

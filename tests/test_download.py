@@ -18,9 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from robustbook.data.download import (ArchiveError, ChecksumMismatch, DownloadError, NetworkUnavailable,
-                                      UnsafeArchiveError, archive_members, download, extract, file_sha256,
-                                      read_sidecar, sidecar_path)
+from robustbook.data.download import (
+    ArchiveError,
+    ChecksumMismatch,
+    DownloadError,
+    NetworkUnavailable,
+    UnsafeArchiveError,
+    archive_members,
+    download,
+    extract,
+    file_sha256,
+    read_sidecar,
+    sidecar_path,
+)
 
 PAYLOAD = bytes(range(256)) * 1000 + b"tail"   # 256,004 bytes, not HTML
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

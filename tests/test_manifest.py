@@ -99,7 +99,7 @@ def test_non_ascii_paths_survive(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name,content", [
     ("manifest.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\xfa"),          # binary
-    ("manifest.csv", "image,reference,score,ref_id,split,distortion,level\n".encode() + b"a\x00b,,1,r,test,,0\n"),
+    ("manifest.csv", b"image,reference,score,ref_id,split,distortion,level\n" + b"a\x00b,,1,r,test,,0\n"),
     ("dataset.json", b"\xff\xfe{\x00"),                                         # UTF-16, not UTF-8
     ("dataset.json", b"[1, 2]"),
     ("dataset.json", b'{"name": "t", "task": "fr-iqa", "score_name": "s", "score_range": [1, 2, 3], '

@@ -9,12 +9,16 @@ import torch
 from torch import nn
 
 from robustbook.attacks import GaussianAugment, GaussianNoise, gaussian_noise
-from robustbook.data.classification import (ChecksumError, class_names, load_classification, verify_md5,
-                                            write_classification)
+from robustbook.data.classification import (
+    ChecksumError,
+    class_names,
+    load_classification,
+    verify_md5,
+    write_classification,
+)
 from robustbook.data.download import DownloadError
 from robustbook.data.manifest import ManifestError, read_dataset
 from robustbook.metrics import robust_accuracy
-
 
 # ------------------------------------------------------------------ Gaussian noise
 

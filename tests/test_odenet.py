@@ -8,14 +8,28 @@ import pytest
 import torch
 from torch import nn
 
-from robustbook.analysis.ode_flows import (estimate_lipschitz_dynamics, gronwall_bound, integral_curves_1d,
-                                           phase_portrait_grid, time_shift_check, trajectories_2d)
+from robustbook.analysis.ode_flows import (
+    estimate_lipschitz_dynamics,
+    gronwall_bound,
+    integral_curves_1d,
+    phase_portrait_grid,
+    time_shift_check,
+    trajectories_2d,
+)
 from robustbook.attacks import EOT, fgsm
 from robustbook.losses import steady_state_loss, with_steady_state
-from robustbook.models.input_randomization import RandomResizePad, Randomized
 from robustbook.models.feature_denoise import FeatureDenoise
-from robustbook.models.odenet import (CNNNet, ConcatConv2d, ConvDynamics, ODEBlock, ODENet, ResidualBlock,
-                                      fixed_grid, odenet)
+from robustbook.models.input_randomization import Randomized, RandomResizePad
+from robustbook.models.odenet import (
+    CNNNet,
+    ConcatConv2d,
+    ConvDynamics,
+    ODEBlock,
+    ODENet,
+    ResidualBlock,
+    fixed_grid,
+    odenet,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -62,11 +62,13 @@ CELLS = [
         "fig, ax = plt.subplots(figsize=(2, 1.5))\nax.plot([0, 1, 2], [0, 1, 4])\nplt.show()"),
     new_code_cell("widgets.IntSlider(value=4, min=0, max=16, description='ε ×255')"),
     new_code_cell(
-        "def show(eps=2):\n    f, a = plt.subplots(figsize=(2, 1.5))\n    a.plot([0, eps], [0, eps])\n    plt.show()\n\n\n"
+        "def show(eps=2):\n    f, a = plt.subplots(figsize=(2, 1.5))\n    a.plot([0, eps], [0, eps])\n"
+        "    plt.show()\n\n\n"
         "widgets.interact(show, eps=widgets.SelectionSlider(options=[0, 1, 2, 4], value=2, description='ε'));"),
     new_code_cell(
         "def png(v):\n    f, a = plt.subplots(figsize=(1.5, 1.5))\n    a.bar([0], [v])\n"
-        "    buf = io.BytesIO()\n    f.savefig(buf, format='png', dpi=40)\n    plt.close(f)\n    return buf.getvalue()\n\n\n"
+        "    buf = io.BytesIO()\n    f.savefig(buf, format='png', dpi=40)\n    plt.close(f)\n"
+        "    return buf.getvalue()\n\n\n"
         "slider = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, description='δx')\n"
         "image = widgets.Image(value=png(0.5), format='png')\n"
         "slider.observe(lambda ch: setattr(image, 'value', png(ch['new'])), names='value')\n"

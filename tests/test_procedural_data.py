@@ -32,7 +32,7 @@ def test_procedural10_shapes_ranges_and_balance(p10) -> None:
 
 def test_procedural10_is_deterministic_per_seed(p10) -> None:
     again = procedural10(6, 4, size=32, seed=0)
-    for a, b in zip(p10[:4], again):
+    for a, b in zip(p10[:4], again, strict=True):
         assert torch.equal(a, b)
     other = procedural10(6, 4, size=32, seed=1)
     assert not torch.equal(p10[0], other[0]) and not torch.equal(p10[2], other[2])
@@ -81,7 +81,7 @@ def test_digits_shapes_labels_and_stratified_split() -> None:
     test_counts = torch.bincount(y_test, minlength=10).numpy()
     assert np.all(np.abs(test_counts - 0.25 * counts) <= 1)  # stratified
     again = digits()
-    assert all(torch.equal(a, b) for a, b in zip((x_train, y_train, x_test, y_test), again))
+    assert all(torch.equal(a, b) for a, b in zip((x_train, y_train, x_test, y_test), again, strict=True))
     assert not torch.equal(digits(seed=1)[1], y_train)
 
 

@@ -275,7 +275,8 @@ def test_interrupted_book_stops_every_chapter(tmp_path):
             "pathlib.Path(os.environ['MARKERS'], run.chapter).write_text(str(os.getpid()))\n"
             "time.sleep(600)")
     book = fake_book(root, {"s1": slow, "s2": slow})
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/s1/s1\n- file: book/s2/s2\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\n"
+                                   "chapters:\n- file: book/s1/s1\n- file: book/s2/s2\n")
     (root / "book" / "intro.md").write_text("# Intro\n")
     for name in ("_config.yml", "references.bib"):
         (root / name).write_text("")

@@ -44,7 +44,7 @@ def test_loss_never_decreases_and_increases_overall():
     adv, hist = square(model, x, y, 8 / 255, queries=200, loss=losses.mse_away, return_history=True,
                        generator=torch.Generator().manual_seed(0))
     assert len(hist) == 200
-    assert all(b >= a - 1e-12 for a, b in zip(hist, hist[1:]))
+    assert all(b >= a - 1e-12 for a, b in zip(hist, hist[1:], strict=False))
     final = losses.mse_away(model(adv), y).mean().item()
     assert final == pytest.approx(hist[-1], rel=1e-5)
     assert hist[-1] > hist[0]

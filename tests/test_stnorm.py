@@ -13,8 +13,14 @@ from robustbook.attacks import fgsm
 from robustbook.models.feature_denoise import FeatureDenoise, add_feature_denoise
 from robustbook.models.lwta import LWTA, lwta_mask, swap_relu_for_lwta
 from robustbook.models.resnet_iqa import ResNetIQA, TinyResNet, resnet_iqa
-from robustbook.models.stnorm import (STNorm, linf_normalize, soft_threshold, stnorm_modules,
-                                      straight_through_stnorm, swap_batchnorm)
+from robustbook.models.stnorm import (
+    STNorm,
+    linf_normalize,
+    soft_threshold,
+    stnorm_modules,
+    straight_through_stnorm,
+    swap_batchnorm,
+)
 
 # A 1×2×1×2 input: channel 0 = (1, −4), channel 1 = (2, 0.5).
 X_HAND = torch.tensor([[[[1.0, -4.0]], [[2.0, 0.5]]]])
@@ -246,7 +252,7 @@ def test_lwta_forward_backward_and_validation():
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="divisible"):
         LWTA(2)(torch.randn(1, 3, 2, 2))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="U must be a positive int, got 0"):
         LWTA(0)
 
 
@@ -370,9 +376,11 @@ def test_resnet_iqa_features_and_validation():
     t = model.trunk
     assert torch.allclose(model.head(t.layer4(model.features(x, "layer3")).mean((2, 3)))[:, 0], model(x),
                           atol=1e-6)
-    for bad in ({"arch": "vgg"}, {"norm": "ln"}, {"activation": "gelu"}, {"arch": "resnet18", "width": 8},
-                {"stages": ["layer3"]}):
-        with pytest.raises(ValueError):
+    for bad, match in (({"arch": "vgg"}, "arch must be one of"), ({"norm": "ln"}, "norm must be one of"),
+                       ({"activation": "gelu"}, "activation must be one of"),
+                       ({"arch": "resnet18", "width": 8}, "width applies to arch='tiny' only"),
+                       ({"stages": ["layer3"]}, "stages selects where ST Norm goes")):
+        with pytest.raises(ValueError, match=match):
             resnet_iqa(**bad)
 
 
@@ -416,3 +424,16 @@ def test_bpda_soft_threshold_is_an_attack_option():
     assert all(s.ste is False for s in stnorm_modules(model))
     with pytest.raises(ValueError, match="ste must be"):
         STNorm(2, ste="threshhold")
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.2, 0.7])
+def test_soft_threshold_matches_eq9_values_and_gradients(lam):
+    """The fused kernel computes eq. (9), sign(u)·max(|u| − λ, 0), and its (sub)gradient, at the band edges too."""
+    u = torch.cat([torch.randn(500, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 0.5,
+                   torch.tensor([lam, -lam, 0.0], dtype=torch.float64)])
+    a, b = u.clone().requires_grad_(), u.clone().requires_grad_()
+    ya, yb = soft_threshold(a, lam), torch.sign(b) * torch.clamp(b.abs() - lam, min=0.0)
+    assert torch.equal(ya, yb)
+    ya.sum().backward()
+    yb.sum().backward()
+    assert torch.equal(a.grad, b.grad)

@@ -346,7 +346,7 @@ def test_history_api():
     with pytest.raises(KeyError, match="known keys"):
         h.series("eval_loss")
     with pytest.raises(IndexError):
-        History().last
+        _ = History().last  # the property raises on an empty history
 
 
 # --------------------------------------------------------------------------- DistributedDataParallel

@@ -72,7 +72,8 @@ REPORT_JS = r"""
   const views = Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'));
   const rendered = v => {
     const p = v.previousElementSibling;
-    return !!(p && p.classList.contains("widget-subarea") && p.querySelector(".jupyter-widgets, .widget-inline-hbox, .lm-Widget"));
+    return !!(p && p.classList.contains("widget-subarea")
+              && p.querySelector(".jupyter-widgets, .widget-inline-hbox, .lm-Widget"));
   };
   while (views.length && !views.every(rendered) && left() > 0) await sleep(50);
   const imgs = Array.from(document.images);
@@ -96,7 +97,8 @@ REPORT_JS = r"""
     title: document.title,
     mathjax: !!(window.MathJax && window.MathJax.startup),
     mathCount: document.querySelectorAll("mjx-container").length,
-    mathErrors: Array.from(document.querySelectorAll("mjx-merror")).map(e => e.getAttribute("data-mjx-error") || e.textContent).slice(0, 5),
+    mathErrors: Array.from(document.querySelectorAll("mjx-merror"))
+      .map(e => e.getAttribute("data-mjx-error") || e.textContent).slice(0, 5),
     rawTex: rawTex.slice(0, 5), rawTexCount: rawTex.length,
     brokenImages: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src")),
     imageCount: imgs.length,

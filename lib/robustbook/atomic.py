@@ -18,8 +18,9 @@ import shutil
 import socket
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _OWNER = re.compile(r"^(\d+)@([A-Za-z0-9-]+)\.[A-Za-z0-9_]+$")   # <pid>@<host>.<random>
 _LEGACY = re.compile(r"^[A-Za-z0-9_]+$")                            # <random>, written before owners

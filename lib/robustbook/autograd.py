@@ -10,7 +10,7 @@ here, below both: a model never imports an attack.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -14,15 +14,15 @@ import functools
 import hashlib
 import json
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
 from robustbook.atomic import atomic_path, write_json
 from robustbook.paths import cache_dir
 from robustbook.safeload import CorruptCheckpointError, load_checkpoint_file
-
 
 #: Library sources whose text is part of every cache key (relative to the package folder): the code
 #: that determines trained weights. Models, losses, attacks (adversarial training's inner maximisation)
@@ -37,6 +37,7 @@ CODE_MODULES = (
     "train/loop.py", "train/epoch.py", "train/loaders.py",
     "data/procedural.py", "data/bundled.py", "data/distortions.py", "data/manifest.py", "data/digits.py",
     "data/tensors.py", "data/classification.py", "data/mnist_subset.py",
+    "train/aat.py", "data/aat_sampler.py", "data/bundled_fr.py", "data/denoising.py",
 )
 
 

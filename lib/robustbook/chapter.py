@@ -15,14 +15,14 @@ the run folder. The notebook then records every number it reports with
 """
 from __future__ import annotations
 
-
 import platform
 import sys
 import time
 import types
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from robustbook.atomic import write_json
 from robustbook.params import ParameterError, discover, find_chapter, params_hash
@@ -49,7 +49,7 @@ class Run:
         self.metrics: dict[str, Any] = {}
         self.figures: list[str] = []
         self._t0 = time.perf_counter()
-        self._started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._started = datetime.now(UTC).isoformat(timespec="seconds")
         self.dir.mkdir(parents=True, exist_ok=True)
 
     # -- recording ---------------------------------------------------------------------
@@ -102,7 +102,10 @@ class Run:
             "full": "the **full** profile: the source's setting",
         }[self.profile]
         seeds = self.seeds
-        seed_note = f"Seed {seeds[0]}. " if len(seeds) == 1 else f"Seeds {', '.join(map(str, seeds))}. " if seeds else ""
+        if len(seeds) == 1:
+            seed_note = f"Seed {seeds[0]}. "
+        else:
+            seed_note = f"Seeds {', '.join(map(str, seeds))}. " if seeds else ""
         return Markdown(f"```{{note}}\nThis page was produced by {note}. Data: {data}. {seed_note}Rerun it with "
                         f"`python -m robustbook run {self.chapter} --profile <profile>`.\n```")
 

@@ -31,9 +31,9 @@ Introduced in the attacks chapter; every chapter that reports a defence prints i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,8 +42,8 @@ from robustbook.attacks._core import attack_mode, resolve_loss
 from robustbook.attacks.losses import Loss
 
 __all__ = ["CheckResult", "ChecksReport", "PerturbationChecks", "check_randomness", "check_zero_gradients",
-           "check_probability_outputs", "check_black_box", "is_black_box", "run_checks", "TASKS", "ZERO_GRAD_ENTRY_THRESHOLD",
-           "BLACK_BOX_MARGIN"]
+           "check_probability_outputs", "check_black_box", "is_black_box", "run_checks", "TASKS",
+           "ZERO_GRAD_ENTRY_THRESHOLD", "BLACK_BOX_MARGIN"]
 
 NORMS = ("linf", "l2")
 TASKS = ("classification", "quality", "image")
@@ -79,6 +79,11 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def _status(r: CheckResult) -> str:
+    """The status column of the Markdown table: RED FLAG, ok, or n/a (check not applicable)."""
+    return "**RED FLAG**" if r.flagged else ("ok" if r.applicable else "n/a")
 
 
 @dataclass(frozen=True)
@@ -159,8 +164,8 @@ class ChecksReport:
 
     def _repr_markdown_(self) -> str:
         head = "| check | value | status | what it means |\n|---|---|---|---|\n"
-        body = "".join(f"| {r.name} | {_fmt(r.value)} | {'**RED FLAG**' if r.flagged else ('ok' if r.applicable else 'n/a')} | "
-                       f"{r.message.replace('|', '/')} |\n" for r in self.results)
+        body = "".join(f"| {r.name} | {_fmt(r.value)} | {_status(r)} | {r.message.replace('|', '/')} |\n"
+                       for r in self.results)
         return head + body
 
 
@@ -219,7 +224,7 @@ class PerturbationChecks:
         self.lo: float | None = None
         self.hi: float | None = None
 
-    def update(self, x: torch.Tensor, x_adv: torch.Tensor) -> "PerturbationChecks":
+    def update(self, x: torch.Tensor, x_adv: torch.Tensor) -> PerturbationChecks:
         """Add a batch of clean images ``x`` and their adversarial versions ``x_adv`` (same shape)."""
         if x.shape != x_adv.shape:
             raise ValueError(f"x_adv has shape {tuple(x_adv.shape)}, expected x's {tuple(x.shape)}")
@@ -370,7 +375,7 @@ def check_zero_gradients(model: Callable[[torch.Tensor], torch.Tensor], x: torch
     dev = _device(model, x)
     zero_entries, entries, zero_samples = 0, 0, 0
     with attack_mode(model, eval_mode), _fork_rng(model, x):
-        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
             xb = xb.to(dev).detach().requires_grad_(True)
             with torch.enable_grad():
                 value = loss(model(xb), yb.to(dev))

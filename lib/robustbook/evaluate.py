@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,8 +21,8 @@ from robustbook.attacks import losses as _losses
 from robustbook.attacks._core import attack_mode
 from robustbook.checks import BLACK_BOX_MARGIN, NORMS, ChecksReport, PerturbationChecks, is_black_box, run_checks
 from robustbook.device import model_device
-from robustbook.modes import preserved_modes
 from robustbook.metrics.correlation import krocc, plcc, srocc
+from robustbook.modes import preserved_modes
 
 __all__ = ["predict", "attack_all", "attack_quality", "QualityRobustReport", "DIRECTIONS"]
 
@@ -155,7 +156,8 @@ class QualityRobustReport:
                  + (f"{'objective':>9}  " if own else "") + f"{'wins':>5}"]
         for name, corr, change, wins in rows:
             lines.append(f"{name:<{w}}  {_fmt(corr['srocc']):>7}  {_fmt(corr['plcc']):>7}  {_fmt(corr['krocc']):>7}  "
-                         f"{_fmt(change.get('mean_change'), '.4g'):>9}  {_fmt(change.get('mean_abs_change'), '.4g'):>9}  "
+                         f"{_fmt(change.get('mean_change'), '.4g'):>9}  "
+                         f"{_fmt(change.get('mean_abs_change'), '.4g'):>9}  "
                          + (f"{_fmt(change.get('objective'), '.4g'):>9}  " if own else "")
                          + f"{'' if wins is None else wins:>5}")
         lines.append(str(self.checks))
@@ -303,8 +305,10 @@ def attack_quality(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     counts = np.bincount(winner.numpy(), minlength=len(names))
     black_box = [k for k, a in attacks.items() if is_black_box(k, a)]
     report = QualityRobustReport(
-        n=n, direction=label, clean={**_agreement(clean_pred, y64), "objective": float(clean_obj.mean())}, per_attack=per_attack, worst_case=worst,
-        wins={k: int(c) for k, c in zip(names, counts)}, checks=ChecksReport([], "quality"), black_box=black_box,
+        n=n, direction=label, clean={**_agreement(clean_pred, y64), "objective": float(clean_obj.mean())},
+        per_attack=per_attack, worst_case=worst,
+        wins={k: int(c) for k, c in zip(names, counts, strict=True)}, checks=ChecksReport([], "quality"),
+        black_box=black_box,
         clean_pred=clean_pred, worst_pred=worst_pred, winner=winner, x_worst=x_worst, perturbation=perturbation,
         black_box_by=black_box_by)
     m = min(max(int(model_checks), 0), n)

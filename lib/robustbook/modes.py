@@ -11,7 +11,8 @@ modes goes through it (prediction, the training loop, attacks, metrics).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from torch import nn
 

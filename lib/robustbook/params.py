@@ -71,9 +71,10 @@ import json
 import math
 import numbers
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -188,7 +189,7 @@ class ParamSpec:
             raise ParameterError(f"parameter {self.describe()} got {len(value)} items; it takes at most "
                                  f"{self.max_length}")
         out = [self._check_scalar(v, self.base) for v in value]
-        if self.increasing and any(b <= a for a, b in zip(out, out[1:])):
+        if self.increasing and any(b <= a for a, b in zip(out, out[1:], strict=False)):
             raise ParameterError(f"parameter {self.describe()} got {out!r}; its items must be strictly increasing")
         if self.unique and len(set(out)) != len(out):
             twice = sorted({v for v in out if out.count(v) > 1}, key=str)

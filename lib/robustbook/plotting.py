@@ -22,7 +22,7 @@ def show_images(ax_row, images, titles=None) -> None:
     """Draw a row of images ``(C, H, W)`` tensors or ``(H, W, C)`` arrays in [0, 1] without axes."""
     import numpy as np
 
-    for i, (ax, im) in enumerate(zip(ax_row, images)):
+    for i, (ax, im) in enumerate(zip(ax_row, images, strict=False)):
         a = im.detach().cpu().numpy() if hasattr(im, "detach") else np.asarray(im)
         if a.ndim == 3 and a.shape[0] in (1, 3):
             a = a.transpose(1, 2, 0)

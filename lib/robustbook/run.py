@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -36,10 +37,11 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import yaml
 
@@ -122,7 +124,8 @@ def cell_timeout(spec: ChapterSpec, profile: str, jobs: int = 1) -> int | None:
     except ValueError:
         scale = -1.0
     if not scale > 0:
-        raise ParameterError(f"{TIMEOUT_SCALE_ENV}={raw!r} must be a positive number (default {DEFAULT_TIMEOUT_SCALE:g})")
+        raise ParameterError(
+            f"{TIMEOUT_SCALE_ENV}={raw!r} must be a positive number (default {DEFAULT_TIMEOUT_SCALE:g})")
     return max(1, round(spec.cell_timeout(profile) * scale * max(1, jobs)))
 
 
@@ -179,6 +182,9 @@ def _on_signal(signum: int, frame: Any) -> None:
     if _received:  # already stopping: let the cleanup finish
         return
     _received.append(signum)
+    # the event loop papermill runs in logs the kernel's death (with a traceback) while it winds
+    # down; the user asked to stop, so one line says what happened and nothing else is printed
+    logging.disable(logging.CRITICAL)
     raise KeyboardInterrupt
 
 
@@ -197,6 +203,7 @@ def _interruptible() -> Iterator[None]:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+        logging.disable(logging.NOTSET)
 
 
 def _exit_status() -> int:
@@ -558,7 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     b = sub.add_parser("book", help="execute every chapter and render the book")
     b.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default quick)")
-    b.add_argument("--output", type=Path, default=None, help="build root (default: the repository; HTML in _build/html)")
+    b.add_argument("--output", type=Path, default=None,
+                   help="build root (default: the repository; HTML in _build/html)")
     b.add_argument("--jobs", "-j", type=int, default=None,
                    help="chapters executed at once (default: one per two CPU cores, at most the number of chapters)")
     return ap

@@ -22,8 +22,12 @@ from robustbook.analysis.lipschitz import (
 from robustbook.analysis.ode_flows import (
     TimeShift,
     estimate_lipschitz_dynamics,
+    euler_map_dets,
+    euler_paths,
     gronwall_bound,
     integral_curves_1d,
+    mlp_lipschitz_bound,
+    order_swaps,
     phase_portrait_grid,
     time_shift_check,
     trajectories_2d,
@@ -45,7 +49,16 @@ __all__ = [
     "trajectories_2d",
     "gronwall_bound",
     "estimate_lipschitz_dynamics",
+    "mlp_lipschitz_bound",
+    "euler_paths",
+    "order_swaps",
+    "euler_map_dets",
 ]
+
+# singular values of convolutions, spectral norms, perturbation growth (source 001)
+from robustbook.analysis.spectral import conv_singular_values, perturbation_growth, spectral_norm_power  # noqa: E402
+
+__all__ += ["conv_singular_values", "spectral_norm_power", "perturbation_growth"]
 
 from robustbook.analysis.channels import ChannelActivations, channel_activations, channel_statistics  # noqa: E402
 

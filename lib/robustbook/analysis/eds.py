@@ -13,7 +13,7 @@ one (divide by the number of positions), so a 1×1 map gives 0, not NaN.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -16,7 +16,7 @@ train/eval mode.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -9,7 +9,22 @@
   solutions through it.
 * :func:`gronwall_bound`, :func:`estimate_lipschitz_dynamics`: Gronwall's
   inequality (Theorem 3.7.1), ``‖z₁(t) − z₂(t)‖ ≤ ‖x₂ − x₁‖·e^{Ct}`` with ``C``
-  a Lipschitz constant of the dynamics, estimated from Jacobians.
+  a Lipschitz constant of the dynamics, estimated from Jacobians (a lower
+  estimate: the sampled points may miss the steepest place).
+* :func:`mlp_lipschitz_bound`: a *certified* Lipschitz constant of a
+  feed-forward chain (Linear layers and 1-Lipschitz activations such as tanh):
+  the product of the layers' spectral norms (Szegedy et al. 2014, §4.3), the
+  ``C`` that makes Theorem 3.7.1 a guarantee rather than a check.
+* :func:`euler_paths`, :func:`order_swaps`, :func:`euler_map_dets`: what a
+  *fixed-step* solver does. Theorem 3.3.1 is about the exact flow; the models
+  run the Euler map ``Φ_h(z) = z + h·f(t, z)``. If ``h·C < 1`` (``C`` a
+  Lipschitz constant of ``f``) then ``‖Φ_h(a) − Φ_h(b)‖ ≥ (1 − h·C)‖a − b‖ > 0``:
+  distinct states stay distinct, and in one dimension their order is kept
+  (``Φ_h' = 1 + h f' > 0``). In two dimensions a step keeps the orientation
+  where ``det(I + h·J) > 0``; where it is negative the map folds the plane
+  and discrete trajectories can cross. With a step too large, ``1 + h f' < 0``
+  somewhere and two Euler paths swap order: the no-crossing argument no longer
+  applies.
 
 Dynamics are torchdiffeq-style callables ``f(t, z)`` (``t`` a 0-dim tensor,
 ``z`` a batch of states), or an :class:`~robustbook.models.odenet.ODEBlock`
@@ -19,7 +34,8 @@ float64. All helpers return NumPy arrays (they feed plots).
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,7 +44,8 @@ from torchdiffeq import odeint
 from robustbook.models.odenet import ODEBlock
 
 __all__ = ["integral_curves_1d", "TimeShift", "time_shift_check", "phase_portrait_grid", "trajectories_2d",
-           "gronwall_bound", "estimate_lipschitz_dynamics"]
+           "gronwall_bound", "estimate_lipschitz_dynamics", "mlp_lipschitz_bound", "euler_paths", "order_swaps",
+           "euler_map_dets"]
 
 Dynamics = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float] | float
@@ -188,3 +205,106 @@ def estimate_lipschitz_dynamics(f: Dynamics | ODEBlock, zs: ArrayLike, t: float 
         jac = torch.autograd.functional.jacobian(lambda v: f(tt, v[None])[0], zk)
         best = max(best, float(torch.linalg.matrix_norm(jac.reshape(zk.numel(), zk.numel()), ord=2)))
     return best
+
+
+#: Lipschitz constants of the elementwise activations :func:`mlp_lipschitz_bound` accepts.
+ACTIVATION_LIPSCHITZ: dict[type, float] = {torch.nn.Tanh: 1.0, torch.nn.ReLU: 1.0, torch.nn.LeakyReLU: 1.0,
+                                           torch.nn.Identity: 1.0, torch.nn.Sigmoid: 0.25,
+                                           torch.nn.Softplus: 1.0}
+
+
+def mlp_lipschitz_bound(net: torch.nn.Module) -> float:
+    """A certified ℓ2 Lipschitz constant of a feed-forward chain: ``Π_k ‖W_k‖₂ · Π_j Lip(σ_j)``.
+
+    ``net`` is an ``nn.Sequential`` (possibly nested) of ``nn.Linear`` layers and
+    elementwise activations of known Lipschitz constant (:data:`ACTIVATION_LIPSCHITZ`:
+    tanh, ReLU, leaky ReLU with slope ≤ 1, softplus: 1; sigmoid: 1/4), or an
+    :class:`ODEBlock` / a module with a ``net`` attribute holding one. The bound is the
+    product of the factors' constants (composition), hence an *upper* bound of the
+    true constant for every input, unlike :func:`estimate_lipschitz_dynamics`,
+    which is a lower estimate from sampled Jacobians. Biases do not change it.
+    """
+    if isinstance(net, ODEBlock):
+        net = net.dynamics
+    if not isinstance(net, torch.nn.Sequential) and isinstance(getattr(net, "net", None), torch.nn.Sequential):
+        net = net.net
+    if not isinstance(net, torch.nn.Sequential):
+        raise TypeError(f"net must be an nn.Sequential of Linear layers and activations (or hold one as .net), "
+                        f"got {type(net).__name__}")
+    bound, n_linear = 1.0, 0
+    for layer in net:
+        if isinstance(layer, torch.nn.Sequential):
+            bound *= mlp_lipschitz_bound(layer)
+        elif isinstance(layer, torch.nn.Linear):
+            with torch.no_grad():
+                bound *= float(torch.linalg.matrix_norm(layer.weight.double(), ord=2))
+            n_linear += 1
+        elif type(layer) in ACTIVATION_LIPSCHITZ:
+            if isinstance(layer, torch.nn.LeakyReLU) and abs(layer.negative_slope) > 1:
+                raise ValueError(f"LeakyReLU with |negative_slope| > 1 is not 1-Lipschitz: {layer}")
+            bound *= ACTIVATION_LIPSCHITZ[type(layer)]
+        else:
+            raise TypeError(f"layer {layer!r} has no known Lipschitz constant; valid: nn.Linear, nested "
+                            f"nn.Sequential, {sorted(t.__name__ for t in ACTIVATION_LIPSCHITZ)}")
+    return bound
+
+
+def euler_paths(f: Dynamics, z0s: ArrayLike, step: float, n_steps: int, t0: float = 0.0) -> np.ndarray:
+    """Fixed-step Euler paths ``z_{k+1} = z_k + h·f(t_k, z_k)`` from every start; shape ``(n_steps + 1, *z0s.shape)``.
+
+    The discrete counterpart of :func:`integral_curves_1d` / :func:`trajectories_2d`
+    (what an :class:`ODEBlock` with a fixed step computes), in float64.
+    """
+    if not callable(f):
+        raise TypeError(f"f must be callable as f(t, z), got {type(f).__name__}")
+    if not (isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0):
+        raise ValueError(f"step must be a positive number, got {step!r}")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}")
+    z = _states(z0s)
+    out = [z]
+    with torch.no_grad():
+        for k in range(n_steps):
+            t = torch.tensor(t0 + k * step, dtype=z.dtype)
+            z = z + step * f(t, z).to(z.dtype)
+            out.append(z)
+    return torch.stack(out).numpy()
+
+
+def order_swaps(curves: np.ndarray) -> int:
+    """Number of (time, neighbour) pairs at which scalar curves started in increasing order are no longer strictly
+    increasing: ``curves`` has shape ``(T, N)`` with ``curves[0]`` sorted ascending (0 = order kept throughout)."""
+    c = np.asarray(curves, dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] < 2:
+        raise ValueError(f"curves must have shape (T, N) with N >= 2, got {c.shape}")
+    if not np.all(np.diff(c[0]) > 0):
+        raise ValueError("the curves must start in strictly increasing order (sort the starts)")
+    return int((np.diff(c, axis=1) <= 0).sum())
+
+
+def euler_map_dets(f: Dynamics | ODEBlock, zs: ArrayLike, step: float, t: float = 0.0, max_dim: int = 64
+                   ) -> np.ndarray:
+    """``det(I + h·∂f/∂z(t, z_k))`` at every sample point ``z_k`` (``zs`` of shape ``(M, d)``): the Jacobian
+    determinant of one Euler step. Positive everywhere on a region: the step keeps orientation there; negative
+    somewhere: the step folds the space and Euler trajectories can cross. For ``d = 1`` it is ``1 + h f'(z)``."""
+    if not (isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0):
+        raise ValueError(f"step must be a positive number, got {step!r}")
+    f = f.dynamics if isinstance(f, ODEBlock) else f
+    if not callable(f):
+        raise TypeError(f"f must be callable as f(t, z) or an ODEBlock, got {type(f).__name__}")
+    z = _states(zs)
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise ValueError(f"zs must have shape (M, d) with M >= 1, got {tuple(z.shape)}")
+    if z.shape[1] > max_dim:
+        raise ValueError(f"d = {z.shape[1]} exceeds max_dim = {max_dim}")
+    dtype = torch.float64
+    if isinstance(f, torch.nn.Module):
+        p = next(iter(f.parameters()), None)
+        dtype = p.dtype if p is not None else dtype
+    tt = torch.tensor(float(t), dtype=dtype)
+    eye = torch.eye(z.shape[1], dtype=torch.float64)
+    dets = []
+    for zk in z.to(dtype):
+        jac = torch.autograd.functional.jacobian(lambda v: f(tt, v[None])[0], zk).double()
+        dets.append(float(torch.linalg.det(eye + step * jac.reshape(zk.numel(), zk.numel()))))
+    return np.asarray(dets)

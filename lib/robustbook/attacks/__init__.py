@@ -5,7 +5,8 @@ reuses them with its own loss, model and threat model.
 
 * Plain functions, every setting an argument (what a reader studies): white-box
   :func:`fgsm`, :func:`pgd` (restarts), :func:`apgd`; score-based black-box :func:`square`
-  (the gradient-masking check); random :func:`gaussian_noise`, :func:`random_sign`.
+  (the gradient-masking check); the denoisers' zero-mean L2 attack :func:`obsatk`
+  (:func:`ObsAtk`); random :func:`gaussian_noise`, :func:`random_sign`.
 * One configured-attack type, :class:`Attack` (``attack(model, x, y) -> x_adv``, with its
   name, norm, ε, steps and loss), built by :func:`FGSM`, :func:`PGD`, :func:`APGD`,
   :func:`Square`, :func:`GaussianNoise`, :func:`RandomSign`; EOT (``eot=n``) and BPDA
@@ -19,6 +20,7 @@ from robustbook.attacks.apgd import apgd
 from robustbook.attacks.configured import (APGD, FGSM, PGD, Attack, AttackFn, GaussianNoise, RandomSign, Square,
                                            as_attacks)
 from robustbook.attacks.fgsm import fgsm
+from robustbook.attacks.obsatk import ObsAtk, l2_radius, obsatk, project_zero_mean_l2, reconstruction_error
 from robustbook.attacks.noise import GaussianAugment, gaussian_noise, random_sign
 from robustbook.attacks.pgd import pgd
 from robustbook.attacks.square import square
@@ -26,7 +28,15 @@ from robustbook.attacks.wrappers import EOT, EOTDraws, FixedReference, eot, eot_
 
 __all__ = ["fgsm", "pgd", "apgd", "square", "gaussian_noise", "random_sign", "GaussianAugment", "losses", "input_gradient",
            "Attack", "AttackFn", "FGSM", "PGD", "APGD", "Square", "GaussianNoise", "RandomSign", "as_attacks",
-           "EOT", "EOTDraws", "eot", "eot_loss", "FixedReference", "straight_through"]
+           "EOT", "EOTDraws", "eot", "eot_loss", "FixedReference", "straight_through",
+           "ObsAtk", "obsatk", "project_zero_mean_l2", "l2_radius", "reconstruction_error"]
+
+# Robustness as architecture (source 001): universal perturbation and spatial transformation attacks
+from robustbook.attacks.stadv import StAdv, stadv  # noqa: E402
+from robustbook.attacks.uap import UAP, apply_uap, train_uap  # noqa: E402
+
+__all__ += ["UAP", "train_uap", "apply_uap", "StAdv", "stadv"]
+
 
 from robustbook.attacks.configured import FAT  # noqa: E402  (CIFS chapter: friendly adversarial training)
 from robustbook.attacks.fat import early_stopped_pgd  # noqa: E402

@@ -40,7 +40,7 @@ the same pass as the gradient (:func:`~robustbook.attacks._core.loss_and_gradien
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

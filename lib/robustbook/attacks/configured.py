@@ -129,7 +129,7 @@ class Attack:
 
     def __str__(self) -> str:
         head = self.name
-        if self.name in ("PGD", "APGD"):
+        if self.name in ("PGD", "APGD", "ObsAtk"):
             head += f"-{self.steps}"
         elif self.name == "Square":
             head += f"-{self.steps}q"
@@ -137,13 +137,16 @@ class Attack:
             head += f"×{self.restarts}"
         parts = []
         if self.norm != "none":
-            parts.append(f"{'L∞' if self.norm == 'linf' else 'L2'}, ε={_fmt_eps(self.eps)}")
+            root_m = "·√m" if self.params.get("per_pixel") else ""   # ObsAtk: budget per element (thesis ch. 2)
+            parts.append(f"{'L∞' if self.norm == 'linf' else 'L2'}, ε={_fmt_eps(self.eps)}{root_m}")
         elif self.eps is not None:
             parts.append(f"σ={_fmt_eps(self.eps)}")
         if self.name == "PGD":
             alpha, eps = self.params["alpha"], self.params["eps"]
             parts.append(f"α={alpha * self.steps / eps:.3g}ε/{self.steps}" if eps else f"α={alpha:.3g}")
-        if self.loss is not None:
+        if self.name == "ObsAtk":
+            parts.append(f"zero-mean, η={self.params['rel_step']:.3g}·radius")
+        elif self.loss is not None:
             parts.append(f"loss {_loss_name(self.loss)}")
         if self.eot > 1:
             parts.append(f"EOT×{self.eot}" + ("" if self.eot_average == "gradient" else " (output mean)"))

@@ -1,7 +1,7 @@
 """Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy 2015)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

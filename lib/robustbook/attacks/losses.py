@@ -16,7 +16,7 @@ For quality models the output is a score, shape ``(N,)`` or ``(N, 1)``:
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -26,7 +26,7 @@ deviation is *at most* ``σ·n`` per pixel.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -1,12 +1,19 @@
 """Projected Gradient Descent (Madry et al. 2018), L∞ and L2, with random restarts."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from robustbook.attacks._core import (attack_mode, check_inputs, flat_norm, input_gradient, loss_values,
-                                      project, resolve_loss)
+from robustbook.attacks._core import (
+    attack_mode,
+    check_inputs,
+    flat_norm,
+    input_gradient,
+    loss_values,
+    project,
+    resolve_loss,
+)
 from robustbook.attacks.losses import Loss
 
 
@@ -58,6 +65,8 @@ def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch
         raise ValueError("restarts > 1 needs random_start=True (without it every run walks the same path)")
     loss_fn = resolve_loss(loss, y)
     x0 = x.detach()
+    if norm == "linf":
+        lo, hi = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
     best, best_loss = None, None
     with attack_mode(model, eval_mode):
         for _ in range(restarts):
@@ -66,11 +75,11 @@ def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch
                 adv = torch.clamp(adv + _random_start(x0, eps, norm, generator), 0.0, 1.0)
             for _ in range(steps):
                 grad = input_gradient(model, adv, y, loss_fn)
-                if norm == "linf":
-                    adv = adv + alpha * grad.sign()
+                if norm == "linf":  # Π onto [0, 1] ∩ L∞ ball is one clamp to [lo, hi]; two new tensors a step
+                    adv = adv.add(grad.sign(), alpha=alpha).clamp_(lo, hi)
                 else:
                     adv = adv + alpha * grad / (flat_norm(grad) + 1e-10)
-                adv = torch.clamp(x0 + project(adv - x0, eps, norm), 0.0, 1.0).detach()
+                    adv = torch.clamp(x0 + project(adv - x0, eps, norm), 0.0, 1.0).detach()
             if restarts == 1:
                 return adv
             value = loss_values(model, adv, y, loss_fn)

@@ -26,7 +26,7 @@ iterate never decreases. One query is one forward pass of the batch.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -51,7 +51,8 @@ class EOT(nn.Module):
     ``None`` when the model itself is random. Also a smoothed predictor in its own right.
     """
 
-    def __init__(self, model: nn.Module, n: int, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(self, model: nn.Module, n: int,
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
@@ -71,7 +72,8 @@ class EOTDraws(nn.Module):
     Pair it with :func:`eot_loss`; :func:`eot` builds both.
     """
 
-    def __init__(self, model: nn.Module, n: int, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(self, model: nn.Module, n: int,
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")

@@ -130,7 +130,7 @@ def _build_bundled_iqa(folder: Path, crop: int, per_photo: int, seed: int, split
     rng = np.random.default_rng(seed + 1)
     with atomic_dir(folder) as tmp:
         samples = []
-        for (name, i, ref), ref_id in zip(crops, ref_ids):
+        for (name, i, ref), ref_id in zip(crops, ref_ids, strict=True):
             stem = f"{name}_{i:02d}"
             (tmp / "images").mkdir(exist_ok=True)
             variants = [("", 0, ref)] + [(kind, lvl, distort(ref, kind, lvl, rng))
@@ -145,8 +145,8 @@ def _build_bundled_iqa(folder: Path, crop: int, per_photo: int, seed: int, split
         meta = DatasetMeta(name="bundled-iqa", task="nr-iqa", score_name="proxy MOS (100 x SSIM)",
                            score_range=(0.0, 100.0), higher_is_better=True,
                            source="photographs bundled with scikit-image " + _skimage_version(),
-                           notes=PROXY_NOTE, extra={"crop": crop, "per_photo": per_photo, "seed": seed, "split_by": split_by,
-                                                    "photos": list(PHOTOS)})
+                           notes=PROXY_NOTE, extra={"crop": crop, "per_photo": per_photo, "seed": seed,
+                                                    "split_by": split_by, "photos": list(PHOTOS)})
         write_dataset(tmp, samples, meta)
     return folder
 

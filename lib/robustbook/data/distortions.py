@@ -8,7 +8,7 @@ small crop sizes the offline profiles use.
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image

@@ -16,7 +16,7 @@ A prepared data set is a folder ``<data root>/<name>/`` holding
   level      distortion level (0 = pristine, -1 = unknown)
   ========== =========================================================
 
-* ``dataset.json`` — metadata: ``name``, ``task`` (``nr-iqa``, ``fr-iqa``,
+* ``dataset.json`` — metadata: ``name``, ``task`` (``nr-iqa``, ``fr-iqa``, ``denoising``,
   ``classification``), ``score_name`` (MOS/DMOS/label), ``score_range``,
   ``higher_is_better``, ``source`` (where it came from) and ``notes``.
 
@@ -27,15 +27,15 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from robustbook.atomic import atomic_path, write_json
 
 COLUMNS = ("image", "reference", "score", "ref_id", "split", "distortion", "level")
 SPLITS = ("train", "val", "test")
-TASKS = ("nr-iqa", "fr-iqa", "classification")
+TASKS = ("nr-iqa", "fr-iqa", "classification", "denoising")
 MANIFEST = "manifest.csv"
 META = "dataset.json"
 
@@ -110,7 +110,8 @@ def read_dataset(folder: str | Path, *, check_files: bool = True) -> tuple[list[
         raise ManifestError(f"data set folder {folder} does not exist; prepare it with its script in data_scripts/")
     for name in (MANIFEST, META):
         if not (folder / name).is_file():
-            raise ManifestError(f"{folder} has no {name}: the data set was not prepared completely; run its script in data_scripts/ again")
+            raise ManifestError(f"{folder} has no {name}: the data set was not prepared completely; "
+                                "run its script in data_scripts/ again")
     meta = _read_meta(folder / META)
     rows: list[Sample] = []
     path = folder / MANIFEST
@@ -186,7 +187,8 @@ def _validate(rows: Sequence[Sample], folder: Path, *, check_files: bool,
             _check_path(s.reference, "reference", s, where)
         prev = by_ref.setdefault(s.ref_id, s.split)
         if prev != s.split:
-            raise ManifestError(f"{where}: reference {s.ref_id!r} appears in both {prev!r} and {s.split!r}: train and test must never share a reference")
+            raise ManifestError(f"{where}: reference {s.ref_id!r} appears in both {prev!r} and {s.split!r}: "
+                                "train and test must never share a reference")
         if check_files:
             for p in (s.image, s.reference):
                 if p and not (folder / p).is_file():

@@ -37,6 +37,9 @@ REGISTRY: dict[str, Entry] = {
               build=_bundled_iqa),
         Entry("koniq10k", "real", "nr-iqa", "KonIQ-10k, 10,073 in-the-wild images with MOS (Hosu et al. 2020)",
               script="koniq10k.py"),
+        Entry("nips2017_dev", "real", "classification",
+              "NIPS 2017 adversarial competition development set, 1,000 ImageNet-compatible 299x299 images "
+              "(robustness evaluation, source 001)", script="nips2017_dev.py"),
         Entry("kadid10k", "real", "fr-iqa", "KADID-10k, 81 references x 25 distortions x 5 levels (Lin et al. 2019)",
               script="kadid10k.py"),
         Entry("live", "real", "fr-iqa",
@@ -60,6 +63,19 @@ REGISTRY: dict[str, Entry] = {
               "from the ImageNet training split, 128x128; built from a copy you provide", script="imgnet10.py"),
     ]
 }
+
+
+def _bundled_fr_iqa(**kw: Any) -> Path:
+    from robustbook.data.bundled_fr import bundled_fr_iqa
+
+    return bundled_fr_iqa(**kw)
+
+
+# BiRQA chapter (source 002): the bundled full-reference set
+REGISTRY["bundled-fr-iqa"] = Entry(
+    "bundled-fr-iqa", "bundled", "fr-iqa",
+    "reference/distorted pairs of scikit-image crops under 5 distortions x 5 levels; proxy (SSIM x colour) labels",
+    build=_bundled_fr_iqa)
 
 
 def prepare(name: str, root: str | Path | None = None, **kw: Any) -> Path:

@@ -23,7 +23,7 @@ equals N times this mean).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -60,7 +60,7 @@ def steady_state_loss(block: ODEBlock, zT: torch.Tensor, T: float | None = None)
     grid = fixed_grid(float(T), 2.0 * float(T), block.step_size)
     z = zT
     acc = torch.zeros_like(zT)
-    for t0, t1 in zip(grid[:-1], grid[1:]):
+    for t0, t1 in zip(grid[:-1], grid[1:], strict=True):
         dt = t1 - t0
         f = block.dynamics(torch.tensor(t0, dtype=zT.dtype, device=zT.device), z)
         acc = acc + f.abs() * dt

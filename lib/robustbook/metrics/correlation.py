@@ -69,7 +69,9 @@ def _as_vector(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def check_scores(pred: Any, target: Any, *, names: tuple[str, str] = ("pred", "target")) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(
+    pred: Any, target: Any, *, names: tuple[str, str] = ("pred", "target")
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate a pair of score vectors and return them as float64 NumPy arrays.
 
     Both must be 1-D, finite, of the same length and hold at least three
@@ -246,7 +248,9 @@ def logistic_fit(pred: Any, target: Any, *, maxfev: int = 20000) -> LogisticFit:
             stacklevel=2,
         )
         slope, intercept = np.polyfit(a, b, 1)
-        return LogisticFit(np.nan, np.nan, np.nan, np.nan, method="linear", slope=float(slope), intercept=float(intercept))
+        return LogisticFit(
+            np.nan, np.nan, np.nan, np.nan, method="linear", slope=float(slope), intercept=float(intercept)
+        )
     z1, z2, z3, z4 = (float(p) for p in best)
     return LogisticFit(mb + sb * z1, mb + sb * z2, ma + sa * z3, sa * abs(z4))
 

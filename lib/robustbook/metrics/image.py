@@ -40,7 +40,8 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, reduction: s
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0:
-        raise ValueError(f"data_range must be a positive number (1.0 for [0, 1] images, 255 for uint8), got {data_range!r}")
+        raise ValueError(f"data_range must be a positive number (1.0 for [0, 1] images, 255 for uint8), "
+                         f"got {data_range!r}")
     for name, t in (("x", x), ("y", y)):
         if t.is_complex() or t.dtype == torch.bool:
             raise TypeError(f"{name} must hold real pixel values, got dtype {t.dtype}")

@@ -29,7 +29,7 @@ labels); the model maps images to logits (N, classes). The image checks are
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -186,7 +186,7 @@ def _survives(
 ) -> torch.Tensor:
     """Run ``attack`` on (x, y) batch by batch; True where the adversarial image is still classified ``y``."""
     keep = []
-    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=False):
         xb, yb = xb.to(device), yb.to(device)
         x_adv = attack(model, xb, yb)
         if not isinstance(x_adv, torch.Tensor):
@@ -210,7 +210,7 @@ def robust_accuracy(
     batch_size: int = 256,
     norm: str = "linf",
     eps: float | None = None,
-    per_attack: bool = True,
+    per_attack: bool | Iterable[str] = True,
 ) -> RobustReport:
     """Worst-case robust accuracy of ``model`` on (x, y) over an ordered ensemble of attacks.
 
@@ -227,7 +227,9 @@ def robust_accuracy(
         batch_size: images per model call and per attack call.
         norm: ``"linf"`` or ``"l2"``, the norm of the reported largest perturbation.
         eps: the intended budget; if given, a larger perturbation is a red flag.
-        per_attack: also report each attack alone on all clean-correct points.
+        per_attack: also report each attack alone on all clean-correct points (``True``:
+            every attack; a collection of names: only those, so that further attacks
+            added for the worst case run only on the points still robust).
             This reuses the sequential run and calls attack *k* additionally only
             on the clean-correct points broken by attacks before it, so the total
             attack work equals running each attack once on the clean-correct points
@@ -250,6 +252,13 @@ def robust_accuracy(
     if eps is not None and not eps >= 0:
         raise ValueError(f"eps must be a non-negative number or None, got {eps!r}")
 
+    if isinstance(per_attack, bool):
+        report_alone = set(attacks) if per_attack else set()
+    else:
+        report_alone = set(per_attack)
+        unknown = report_alone - set(attacks)
+        if unknown:
+            raise ValueError(f"per_attack names {sorted(unknown)} that are not among the attacks {list(attacks)}")
     n = x.shape[0]
     device = model_device(model)
     checks = PerturbationChecks(norm, eps)
@@ -267,7 +276,7 @@ def robust_accuracy(
                 robust[idx[~ok]] = False
                 survived = int(ok.sum())
             cumulative[name] = robust.sum().item() / n
-            if per_attack:
+            if name in report_alone:
                 earlier = (correct & ~before).nonzero().squeeze(1)
                 if earlier.numel():
                     ok = _survives(model, attack, name, x[earlier], y[earlier], batch_size, device, checks)

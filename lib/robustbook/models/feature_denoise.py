@@ -29,7 +29,8 @@ N(0, 0.01²) as in that code.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn

@@ -40,7 +40,7 @@ Choices where the thesis is silent are marked *choice* in the docstrings below.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -279,7 +279,7 @@ class ConvDynamics(nn.Module):
         self.norms = nn.ModuleList(group_norm(channels, groups) for _ in range(n_layers))
 
     def forward(self, t: torch.Tensor | float | None, z: torch.Tensor) -> torch.Tensor:
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm in zip(self.convs, self.norms, strict=True):
             z = torch.relu(norm(conv(t, z)))
         return z
 

@@ -14,7 +14,7 @@ training-loop matter, not a model one.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -158,7 +158,8 @@ def resnet_iqa(arch: str = "resnet18", *, norm: str = "bn", lam: float = 0.2,
     if norm == "bn" and stages is not None:
         raise ValueError("stages selects where ST Norm goes; pass norm='stnorm' with it")
     if arch == "tiny":
-        trunk: nn.Module = TinyResNet(16 if width is None else width, stem_stride=2 if stem_stride is None else stem_stride)
+        trunk: nn.Module = TinyResNet(16 if width is None else width,
+                                      stem_stride=2 if stem_stride is None else stem_stride)
         num_features = trunk.num_features
     else:
         for label, value in (("width", width), ("stem_stride", stem_stride)):

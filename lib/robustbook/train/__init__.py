@@ -29,8 +29,11 @@ One idea per module: :mod:`~robustbook.train.epoch` (:func:`run_epoch`),
 from __future__ import annotations
 
 from robustbook.safeload import CorruptCheckpointError
-from robustbook.train.checkpoint import (CHECKPOINT_NAME, HISTORY_NAME, _restore_rng, _storable_rng,
-                                         load_weights)
+from robustbook.train.checkpoint import CHECKPOINT_NAME, HISTORY_NAME, load_weights
+
+# private helpers re-exported (redundant alias = deliberate) for tests/test_train.py; not in __all__
+from robustbook.train.checkpoint import _restore_rng as _restore_rng
+from robustbook.train.checkpoint import _storable_rng as _storable_rng
 from robustbook.train.distributed import is_main_process, rank, world_size
 from robustbook.train.epoch import run_epoch
 from robustbook.train.history import History
@@ -38,6 +41,8 @@ from robustbook.train.loaders import EpochSampler, make_loader
 from robustbook.train.loop import fit
 
 __all__ = [
+    "CHECKPOINT_NAME",
+    "HISTORY_NAME",
     "CorruptCheckpointError",
     "EpochSampler",
     "History",

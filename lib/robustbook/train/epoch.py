@@ -7,8 +7,10 @@ repeats it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -18,13 +20,21 @@ from tqdm.auto import tqdm
 from robustbook.attacks.configured import AttackFn
 from robustbook.device import model_device
 from robustbook.modes import preserved_modes
-from robustbook.train.distributed import (_collective_device, _distributed_active, _gather_in_dataset_order,
-                                          _unwrap, is_main_process)
+from robustbook.train.distributed import (
+    _collective_device,
+    _distributed_active,
+    _gather_in_dataset_order,
+    _unwrap,
+    is_main_process,
+)
 from robustbook.train.loaders import _distributed_sampler
 
 __all__ = ["run_epoch"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``pair_loss(h(x), h(x_adv), y) -> batch mean``: a loss of the clean and the attacked outputs together
+#: (HAT's eq. (2.3) for denoisers, :class:`robustbook.losses.HATLoss`; TRADES-like losses).
+PairLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _resolve_amp(amp: bool | str, device: torch.device) -> bool:
@@ -69,14 +79,25 @@ def _split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _attacked(attack: AttackFn, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Run the inner maximisation with gradients enabled, on the unwrapped, frozen model."""
+def _attacked(attack: AttackFn, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the inner maximisation with gradients enabled, on the unwrapped, frozen model.
+
+    An attack may return ``(x_adv, y_adv)``: a label-adjusting attack (e.g. the label penalty of
+    Chistyakova et al. 2024, BiRQA chapter) whose adversarial loss uses ``y_adv``.
+    """
     with _frozen(model), torch.enable_grad():
         x_adv = attack(model, x, y)
+    y_adv = y
+    if isinstance(x_adv, tuple):
+        if len(x_adv) != 2 or not isinstance(x_adv[1], torch.Tensor) or x_adv[1].shape != y.shape:
+            raise ValueError(f"a label-adjusting attack must return (x_adv, y_adv) with y_adv shaped like y "
+                             f"{tuple(y.shape)}")
+        x_adv, y_adv = x_adv
     if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x.shape:
         got = tuple(x_adv.shape) if isinstance(x_adv, torch.Tensor) else type(x_adv).__name__
         raise ValueError(f"attack(model, x, y) must return a tensor shaped like x {tuple(x.shape)}, got {got}")
-    return x_adv.detach()
+    return x_adv.detach(), y_adv.detach()
 
 
 def _scalar_loss(loss_fn: LossFn, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -95,6 +116,7 @@ def run_epoch(
     opt: torch.optim.Optimizer | None = None,
     attack: AttackFn | None = None,
     mix_alpha: float | None = None,
+    pair_loss: PairLossFn | None = None,
     device: torch.device | str | None = None,
     amp: bool | str = False,
     scaler: torch.amp.GradScaler | None = None,
@@ -121,12 +143,17 @@ def run_epoch(
       attacked ones. It runs with gradients enabled even in evaluation, on the
       unwrapped model (not the DDP wrapper) in the loop's mode, with the
       parameters temporarily frozen so only the input receives gradients, and
-      in full precision even when ``amp`` is on.
+      in full precision even when ``amp`` is on. It may return ``(x_adv, y_adv)``: the
+      adversarial loss then uses ``y_adv`` (label-adjusting adversarial training).
     * ``mix_alpha=α`` in (0, 1] (needs ``attack``): the loss is
       ``α·ℓ(h(x), y) + (1−α)·ℓ(h(x_adv), y)``, eq. (4) of the ST-Norm paper;
       α weights the *clean* loss (α=1 is plain training with wasted attacks,
       α→0 pure adversarial training). The two forwards are separate, so
       batch-norm statistics are never mixed across clean and attacked inputs.
+    * ``pair_loss(h(x), h(x_adv), y)`` (needs ``attack``; not with ``mix_alpha``): the loss
+      is this function of both outputs, with gradients through both (HAT, eq. (2.3) of the
+      thesis' chapter 2: :class:`robustbook.losses.HATLoss`). Two separate forwards, clean
+      first. ``loss_fn`` is then used only where no attack runs (``"loss"`` reports the pair loss).
     * ``amp``: ``True`` (CUDA only, else ValueError), ``False``, or ``'auto'``
       (on for CUDA). Training with amp needs ``scaler`` (a ``torch.amp.GradScaler``).
 
@@ -151,6 +178,14 @@ def run_epoch(
         if not (isinstance(mix_alpha, (int, float)) and 0.0 < float(mix_alpha) <= 1.0):
             raise ValueError(f"mix_alpha must be a number in (0, 1], got {mix_alpha!r}")
         mix_alpha = float(mix_alpha)
+    if pair_loss is not None:
+        if not callable(pair_loss):
+            raise TypeError("pair_loss must be callable pair_loss(out_clean, out_adv, y), "
+                            f"got {type(pair_loss).__name__}")
+        if attack is None:
+            raise ValueError("pair_loss compares clean and attacked outputs, so it needs attack=")
+        if mix_alpha is not None:
+            raise ValueError("pass either mix_alpha or pair_loss, not both")
     raw = _unwrap(model)
     dev = torch.device(device) if device is not None else model_device(raw)
     use_amp = _resolve_amp(amp, dev)
@@ -179,13 +214,18 @@ def run_epoch(
                 x = x.to(dev, non_blocking=True)
                 y = y.to(dev, non_blocking=True)
                 bs = x.shape[0]
-                x_in = _attacked(attack, raw, x, y) if attack is not None else x
+                x_in, y_in = _attacked(attack, raw, x, y) if attack is not None else (x, y)
                 if training:
                     opt.zero_grad(set_to_none=True)
                 grad_ctx = contextlib.nullcontext() if training else torch.no_grad()
                 with grad_ctx, autocast():
-                    out = model(x_in)
-                    loss = _scalar_loss(loss_fn, out, y)
+                    if pair_loss is not None:
+                        out_clean = model(x)
+                        out = model(x_in)
+                        loss = _scalar_loss(functools.partial(pair_loss, out_clean), out, y_in)
+                    else:
+                        out = model(x_in)
+                        loss = _scalar_loss(loss_fn, out, y_in)
                     if mix_alpha is not None:
                         loss_adv = loss
                         loss_clean = _scalar_loss(loss_fn, model(x), y)

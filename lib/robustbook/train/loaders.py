@@ -6,7 +6,8 @@ epoch 7 replays exactly the order of an uninterrupted run's epoch 7;
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch

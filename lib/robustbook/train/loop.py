@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,14 +15,28 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustbook.atomic import write_json
+from robustbook.attacks.configured import AttackFn
 from robustbook.device import default_device
 from robustbook.seeding import seed_everything
-from robustbook.train.checkpoint import (CHECKPOINT_NAME, HISTORY_NAME, _config_diff, _gather_rng,
-                                         _load_checkpoint, _normalise_config, _restore_rng, _save_checkpoint)
-from robustbook.train.distributed import (_distributed_active, _init_process_group, _local_rank, is_main_process,
-                                          rank, world_size)
-from robustbook.attacks.configured import AttackFn
-from robustbook.train.epoch import LossFn, _resolve_amp, run_epoch
+from robustbook.train.checkpoint import (
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    _config_diff,
+    _gather_rng,
+    _load_checkpoint,
+    _normalise_config,
+    _restore_rng,
+    _save_checkpoint,
+)
+from robustbook.train.distributed import (
+    _distributed_active,
+    _init_process_group,
+    _local_rank,
+    is_main_process,
+    rank,
+    world_size,
+)
+from robustbook.train.epoch import LossFn, PairLossFn, _resolve_amp, run_epoch
 from robustbook.train.history import History
 from robustbook.train.loaders import _distributed_sampler, _set_epoch, _shard_loader
 
@@ -78,6 +93,7 @@ def fit(
     scheduler_interval: str = "epoch",
     attack: AttackFn | None = None,
     mix_alpha: float | None = None,
+    pair_loss: PairLossFn | None = None,
     eval_loader: Iterable | None = None,
     eval_fn: Callable[[nn.Module, Iterable | None], Mapping[str, float]] | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -99,7 +115,8 @@ def fit(
       optimizer factory) or a scheduler instance; stepped once per epoch
       (``scheduler_interval="epoch"``; ReduceLROnPlateau gets ``eval_loss`` if
       there is one, else ``train_loss``) or after every batch (``"batch"``).
-    * ``attack``, ``mix_alpha``: the inner maximisation, see :func:`run_epoch`.
+    * ``attack``, ``mix_alpha``, ``pair_loss``: the inner maximisation and how its
+      outputs enter the loss, see :func:`run_epoch`.
     * ``eval_loader``: evaluated clean after every epoch into ``eval_loss``.
       ``eval_fn(model, eval_loader) -> {name: value}`` replaces that
       evaluation (e.g. robust accuracy under an attack); it gets the unwrapped
@@ -140,6 +157,8 @@ def fit(
         raise ValueError("mix_alpha weights a clean and an adversarial loss, so it needs attack=")
     if mix_alpha is not None and not (isinstance(mix_alpha, (int, float)) and 0.0 < float(mix_alpha) <= 1.0):
         raise ValueError(f"mix_alpha must be a number in (0, 1], got {mix_alpha!r}")
+    if pair_loss is not None and (attack is None or mix_alpha is not None or not callable(pair_loss)):
+        raise ValueError("pair_loss(out_clean, out_adv, y) must be callable and needs attack= (and no mix_alpha)")
     if eval_fn is not None and not callable(eval_fn):
         raise TypeError(f"eval_fn must be callable eval_fn(model, eval_loader) -> dict, got {type(eval_fn).__name__}")
     callbacks = tuple(callbacks)
@@ -168,7 +187,7 @@ def fit(
         use_amp = _resolve_amp(amp, dev)
         return _fit(model, train_loader, loss_fn=loss_fn, epochs=epochs, optimizer=optimizer, seed=seed,
                     scheduler=scheduler, scheduler_interval=scheduler_interval, attack=attack,
-                    mix_alpha=mix_alpha, eval_loader=eval_loader, eval_fn=eval_fn,
+                    mix_alpha=mix_alpha, pair_loss=pair_loss, eval_loader=eval_loader, eval_fn=eval_fn,
                     checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir), config=cfg,
                     dev=dev, use_amp=use_amp, progress=progress, callbacks=callbacks, ws=ws)
     finally:
@@ -178,6 +197,7 @@ def fit(
 
 def _fit(model: nn.Module, train_loader: Iterable, *, loss_fn: LossFn, epochs: int, optimizer: Any, seed: int,
          scheduler: Any, scheduler_interval: str, attack: AttackFn | None, mix_alpha: float | None,
+         pair_loss: PairLossFn | None,
          eval_loader: Iterable | None, eval_fn: Any, checkpoint_dir: Path | None, config: dict[str, Any],
          dev: torch.device, use_amp: bool, progress: bool, callbacks: tuple, ws: int) -> History:
     main = is_main_process()
@@ -237,7 +257,8 @@ def _fit(model: nn.Module, train_loader: Iterable, *, loss_fn: LossFn, epochs: i
             t0 = time.perf_counter()
             _set_epoch(train_loader, epoch)
             lr = float(opt.param_groups[0]["lr"])
-            tr = run_epoch(net, train_loader, loss_fn, opt=opt, attack=attack, mix_alpha=mix_alpha, device=dev,
+            tr = run_epoch(net, train_loader, loss_fn, opt=opt, attack=attack, mix_alpha=mix_alpha,
+                           pair_loss=pair_loss, device=dev,
                            amp=use_amp, scaler=scaler, scheduler=batch_sched, progress=progress,
                            desc=f"epoch {epoch + 1}/{epochs}")
             record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": tr["loss"]}
