@@ -36,8 +36,19 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ArchiveSpec, DownloadFn, archive_digest, array_items, base_parser,  # noqa: E402
-                     ensure_writable_dir, fetch_archive, output_folder, record_archives, run, split_counts)
+from _common import (  # noqa: E402
+    ArchiveSpec,
+    DownloadFn,
+    archive_digest,
+    array_items,
+    base_parser,
+    ensure_writable_dir,
+    fetch_archive,
+    output_folder,
+    record_archives,
+    run,
+    split_counts,
+)
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402

@@ -10,7 +10,6 @@ import pytest
 
 from robustbook.data.classification import ChecksumError, class_names, load_classification
 from robustbook.data.fmnist import fashion_mnist
-
 from tests.data_script_loading import load_script, no_download
 
 fm = load_script("fashion_mnist")
@@ -25,7 +24,8 @@ def _write(folder: Path, n_train: int = 20, n_test: int = 10, seed: int = 0, mag
         y = (np.arange(n) % 10).astype(np.uint8)
         (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
             gzip.compress(struct.pack(">iiii", magic, n, 28, 28) + x.tobytes()))
-        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">ii", 2049, n) + y.tobytes()))
+        labels = gzip.compress(struct.pack(">ii", 2049, n) + y.tobytes())
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(labels)
         data[split] = (x, y)
     return data
 

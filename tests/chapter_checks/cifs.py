@@ -33,10 +33,10 @@ def check(m: dict) -> None:
     for key, node in m["checks"].items():
         for name, rep in node.items():                                      # the attacked images were sane
             assert not any(f.startswith("perturbation") for f in rep["flagged"]), (key, name, rep)
-    for key, node in m["act"].items():
+    for node in m["act"].values():
         for name, a in node.items():
             assert 0.0 <= a["nr_freq_adv"] <= 1.0 and 0.0 <= a["frac_active_adv"] <= 1.0, (name, a)
-    for key, node in m["train"].items():
+    for node in m["train"].values():
         for name, t in node.items():
             assert 1 <= t["best_epoch"] <= len(t["epochs"]), (name, t["best_epoch"])
             assert all(e["train_loss"] == e["train_loss"] for e in t["epochs"]), name          # no NaN

@@ -17,11 +17,20 @@ reuses them with its own loss, model and threat model.
 from robustbook.attacks import losses
 from robustbook.attacks._core import input_gradient
 from robustbook.attacks.apgd import apgd
-from robustbook.attacks.configured import (APGD, FGSM, PGD, Attack, AttackFn, GaussianNoise, RandomSign, Square,
-                                           as_attacks)
+from robustbook.attacks.configured import (
+                                           APGD,
+                                           FGSM,
+                                           PGD,
+                                           Attack,
+                                           AttackFn,
+                                           GaussianNoise,
+                                           RandomSign,
+                                           Square,
+                                           as_attacks,
+)
 from robustbook.attacks.fgsm import fgsm
-from robustbook.attacks.obsatk import ObsAtk, l2_radius, obsatk, project_zero_mean_l2, reconstruction_error
 from robustbook.attacks.noise import GaussianAugment, gaussian_noise, random_sign
+from robustbook.attacks.obsatk import ObsAtk, l2_radius, obsatk, project_zero_mean_l2, reconstruction_error
 from robustbook.attacks.pgd import pgd
 from robustbook.attacks.square import square
 from robustbook.attacks.wrappers import EOT, EOTDraws, FixedReference, eot, eot_loss, straight_through

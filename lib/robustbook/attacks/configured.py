@@ -29,7 +29,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from typing import Any, Callable, ContextManager, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ContextManager
 
 import torch
 from torch import nn
@@ -171,7 +172,7 @@ class Attack:
                 out[k] = v
         return out
 
-    def replace(self, **changes: Any) -> "Attack":
+    def replace(self, **changes: Any) -> Attack:
         """A copy with some settings changed: ``eot``, ``eot_average``, ``bpda`` or any bound parameter.
 
         ``pgd.replace(steps=100)`` keeps the step size ``alpha`` (more search along a longer
@@ -305,6 +306,7 @@ def FAT(eps: float, steps: int, *, alpha: float | None = None, tau: int = 0, los
     from robustbook.attacks.fat import early_stopped_pgd
 
     eps = _check_eps(eps)
-    return Attack("FAT", early_stopped_pgd, {"eps": eps, "alpha": eps / 4 if alpha is None else _check_eps(alpha, "alpha"),
+    step = eps / 4 if alpha is None else _check_eps(alpha, "alpha")
+    return Attack("FAT", early_stopped_pgd, {"eps": eps, "alpha": step,
                                              "steps": _check_count(steps, "steps"), "tau": _check_count(tau, "tau", 0),
                                              "loss": loss, "generator": generator, "eval_mode": eval_mode}, "linf")

@@ -7,7 +7,7 @@ becomes misclassified (τ = 0: as soon as it is). Samples never misclassified ta
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

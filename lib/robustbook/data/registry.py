@@ -6,9 +6,10 @@ built on the spot; real ones must have been prepared once by their script in
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from robustbook.data.manifest import read_dataset
 from robustbook.data.root import data_root

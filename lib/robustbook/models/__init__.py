@@ -11,17 +11,30 @@
   CIFS/CAS at P1/P2), :func:`feed_labels`
 """
 from robustbook.models.dncnn import DnCNN
-from robustbook.models.single_image import deep_image_prior, noise2self
 from robustbook.models.feature_denoise import FeatureDenoise, add_feature_denoise
-from robustbook.models.input_randomization import RandomResizePad, Randomized
+from robustbook.models.input_randomization import Randomized, RandomResizePad
 from robustbook.models.iqa import SmallIQANet
 from robustbook.models.lwta import LWTA, swap_relu_for_lwta
 from robustbook.models.normalize import Normalize
-from robustbook.models.odenet import (BasicBlockDynamics, CNNNet, ConcatConv2d, ConvDynamics, ODEBlock, ODENet,
-                                      ResidualBlock, odenet)
+from robustbook.models.odenet import (
+                                      BasicBlockDynamics,
+                                      CNNNet,
+                                      ConcatConv2d,
+                                      ConvDynamics,
+                                      ODEBlock,
+                                      ODENet,
+                                      ResidualBlock,
+                                      odenet,
+)
 from robustbook.models.resnet_iqa import ResNetIQA, TinyResNet, resnet_iqa
-from robustbook.models.stnorm import (STNorm, bpda_soft_threshold, stnorm_modules, straight_through_stnorm,
-                                      swap_batchnorm)
+from robustbook.models.single_image import deep_image_prior, noise2self
+from robustbook.models.stnorm import (
+                                      STNorm,
+                                      bpda_soft_threshold,
+                                      stnorm_modules,
+                                      straight_through_stnorm,
+                                      swap_batchnorm,
+)
 
 __all__ = ["SmallIQANet", "Normalize", "STNorm", "swap_batchnorm", "stnorm_modules", "straight_through_stnorm",
            "bpda_soft_threshold", "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise", "ResNetIQA", "TinyResNet",

@@ -29,7 +29,7 @@ in ``model.probe_logits`` (an ordered dict position → logits), which the adapt
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
