@@ -35,7 +35,8 @@ from robustbook.attacks.pgd import pgd
 from robustbook.attacks.square import square
 from robustbook.attacks.wrappers import EOT, EOTDraws, FixedReference, eot, eot_loss, straight_through
 
-__all__ = ["fgsm", "pgd", "apgd", "square", "gaussian_noise", "random_sign", "GaussianAugment", "losses", "input_gradient",
+__all__ = ["fgsm", "pgd", "apgd", "square", "gaussian_noise", "random_sign", "GaussianAugment", "losses",
+           "input_gradient",
            "Attack", "AttackFn", "FGSM", "PGD", "APGD", "Square", "GaussianNoise", "RandomSign", "as_attacks",
            "EOT", "EOTDraws", "eot", "eot_loss", "FixedReference", "straight_through",
            "ObsAtk", "obsatk", "project_zero_mean_l2", "l2_radius", "reconstruction_error"]

@@ -30,7 +30,8 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, ContextManager
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any
 
 import torch
 from torch import nn

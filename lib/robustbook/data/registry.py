@@ -47,7 +47,8 @@ REGISTRY: dict[str, Entry] = {
               "LIVE release 2, 779 distorted images of 29 references, 5 distortions, DMOS (Sheikh et al. 2006)",
               script="live.py"),
         Entry("livec", "real", "nr-iqa",
-              "LIVE In the Wild Challenge, 1,162 authentically distorted photographs with MOS (Ghadiyaram & Bovik 2016)",
+              "LIVE In the Wild Challenge, 1,162 authentically distorted photographs with MOS "
+              "(Ghadiyaram & Bovik 2016)",
               script="livec.py"),
         Entry("mnist", "real", "classification",
               "MNIST, 60,000 + 10,000 greyscale 28x28 handwritten digits (LeCun et al. 1998)", script="mnist.py"),

@@ -3,19 +3,27 @@
 * chapter 0: :class:`SmallIQANet`
 * ST Norm (source 000): :class:`STNorm`, :func:`swap_batchnorm`, :class:`LWTA`,
   :class:`FeatureDenoise`, :func:`resnet_iqa`
-* neural ODEs (source 003, ch. 3): :class:`ODEBlock`, :func:`odenet`, :class:`FeatureDenoise` (``mode="dot"``),
-  :class:`RandomResizePad`
+* robustness as architecture (source 001): :class:`CayleyConv2d`, :class:`AOLConv2d`, :class:`RobustBlock`,
+  the NR-IQA structures :class:`LinearityIQA`, :class:`DBCNN`, :class:`TReS`, filter pruning
+* BiRQA (source 002): :class:`BiRQA`, its features :class:`BiRQAFeatures`, an LPIPS-structured baseline
 * denoising (source 003, ch. 2): :class:`DnCNN`; single-image baselines :func:`deep_image_prior`,
   :func:`noise2self`
+* neural ODEs (source 003, ch. 3): :class:`ODEBlock`, :func:`odenet`, :class:`FeatureDenoise` (``mode="dot"``),
+  :class:`RandomResizePad`
 * CIFS (source 003, ch. 4): :class:`CIFS`, :class:`CAS`, :func:`resnet_cifar` (ResNet-18/10, WRN-28-10 with
   CIFS/CAS at P1/P2), :func:`feed_labels`
 """
+from robustbook.models.birqa import BiRQA
+from robustbook.models.birqa_features import BiRQAFeatures
+from robustbook.models.cifs import CAS, CIFS, feed_labels, importance_mask
 from robustbook.models.dncnn import DnCNN
 from robustbook.models.feature_denoise import FeatureDenoise, add_feature_denoise
 from robustbook.models.input_randomization import Randomized, RandomResizePad
 from robustbook.models.iqa import SmallIQANet
+from robustbook.models.lpips_like import LPIPSLike
 from robustbook.models.lwta import LWTA, swap_relu_for_lwta
 from robustbook.models.normalize import Normalize
+from robustbook.models.nr_iqa import DBCNN, NR_MODELS, LinearityIQA, TReS, nr_iqa_model
 from robustbook.models.odenet import (
                                       BasicBlockDynamics,
                                       CNNNet,
@@ -26,7 +34,11 @@ from robustbook.models.odenet import (
                                       ResidualBlock,
                                       odenet,
 )
+from robustbook.models.orthogonal import AOLConv2d, CayleyConv2d, cayley, orthogonal_conv
+from robustbook.models.pruning import make_permanent, prunable_convs, prune_filters
+from robustbook.models.resnet_cifar import CIFARResNet, resnet_cifar
 from robustbook.models.resnet_iqa import ResNetIQA, TinyResNet, resnet_iqa
+from robustbook.models.robust_block import MaxMin, RobustBlock, StagedNet
 from robustbook.models.single_image import deep_image_prior, noise2self
 from robustbook.models.stnorm import (
                                       STNorm,
@@ -36,30 +48,23 @@ from robustbook.models.stnorm import (
                                       swap_batchnorm,
 )
 
-__all__ = ["SmallIQANet", "Normalize", "STNorm", "swap_batchnorm", "stnorm_modules", "straight_through_stnorm",
-           "bpda_soft_threshold", "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise", "ResNetIQA", "TinyResNet",
-           "resnet_iqa", "ODEBlock", "ODENet", "CNNNet", "ConvDynamics", "ConcatConv2d", "BasicBlockDynamics",
-           "ResidualBlock", "odenet", "RandomResizePad", "Randomized", "DnCNN",
-           "deep_image_prior", "noise2self"]
-
-# BiRQA (source 002): full-reference model, its features and an LPIPS-structured baseline
-from robustbook.models.birqa import BiRQA  # noqa: E402
-from robustbook.models.birqa_features import BiRQAFeatures  # noqa: E402
-from robustbook.models.lpips_like import LPIPSLike  # noqa: E402
-
-__all__ += ["BiRQA", "BiRQAFeatures", "LPIPSLike"]
-
-# Robustness as architecture (source 001): orthogonal convolutions, RobustBlock, NR-IQA models, pruning
-from robustbook.models.nr_iqa import DBCNN, NR_MODELS, LinearityIQA, TReS, nr_iqa_model  # noqa: E402
-from robustbook.models.orthogonal import AOLConv2d, CayleyConv2d, cayley, orthogonal_conv  # noqa: E402
-from robustbook.models.pruning import make_permanent, prunable_convs, prune_filters  # noqa: E402
-from robustbook.models.robust_block import MaxMin, RobustBlock, StagedNet  # noqa: E402
-
-__all__ += ["CayleyConv2d", "AOLConv2d", "cayley", "orthogonal_conv", "RobustBlock", "MaxMin", "StagedNet",
-            "LinearityIQA", "DBCNN", "TReS", "nr_iqa_model", "NR_MODELS", "prune_filters", "prunable_convs",
-            "make_permanent"]
-
-from robustbook.models.cifs import CAS, CIFS, feed_labels, importance_mask  # noqa: E402
-from robustbook.models.resnet_cifar import CIFARResNet, resnet_cifar  # noqa: E402
-
-__all__ += ["CIFS", "CAS", "feed_labels", "importance_mask", "CIFARResNet", "resnet_cifar"]
+__all__ = [
+    # chapter 0 and shared
+    "SmallIQANet", "Normalize", "ResNetIQA", "TinyResNet", "resnet_iqa",
+    # ST Norm
+    "STNorm", "swap_batchnorm", "stnorm_modules", "straight_through_stnorm", "bpda_soft_threshold",
+    "LWTA", "swap_relu_for_lwta", "FeatureDenoise", "add_feature_denoise",
+    # robustness as architecture
+    "CayleyConv2d", "AOLConv2d", "cayley", "orthogonal_conv", "RobustBlock", "MaxMin", "StagedNet",
+    "LinearityIQA", "DBCNN", "TReS", "nr_iqa_model", "NR_MODELS", "prune_filters", "prunable_convs",
+    "make_permanent",
+    # BiRQA
+    "BiRQA", "BiRQAFeatures", "LPIPSLike",
+    # denoising
+    "DnCNN", "deep_image_prior", "noise2self",
+    # neural ODEs
+    "ODEBlock", "ODENet", "CNNNet", "ConvDynamics", "ConcatConv2d", "BasicBlockDynamics", "ResidualBlock", "odenet",
+    "RandomResizePad", "Randomized",
+    # CIFS
+    "CIFS", "CAS", "feed_labels", "importance_mask", "CIFARResNet", "resnet_cifar",
+]
