@@ -150,7 +150,8 @@ def test_cell_timeout_scales_with_jobs_and_can_be_overridden(tmp_path, monkeypat
 
 
 def test_plan_jobs_divides_the_cores():
-    assert runner.plan_jobs(3, cores=2) == (1, 2)      # a 2-core laptop: one chapter at a time, as before
+    assert runner.plan_jobs(3, cores=2) == (2, 1)      # a 2-core laptop: two single-threaded chapters
+    assert runner.plan_jobs(6, cores=8) == (4, 2)
     assert runner.plan_jobs(3, cores=16) == (3, 5)     # never more jobs than chapters
     assert runner.plan_jobs(3, jobs=2, cores=2) == (2, 1)
     assert runner.plan_jobs(1, cores=1) == (1, 1)

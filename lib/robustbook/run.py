@@ -78,6 +78,9 @@ def source_stamp(spec: ChapterSpec) -> str:
         h.update(cell.get("cell_type", "").encode())
         h.update("".join(cell.get("source", "")).encode())
     h.update((spec.folder / "chapter.yml").read_bytes())
+    for p in sorted(spec.folder.glob("*.py")):  # the chapter's helper module
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
     lib = Path(__file__).resolve().parent
     for p in sorted(lib.rglob("*.py")):
         h.update(str(p.relative_to(lib)).encode())
@@ -352,16 +355,19 @@ def available_cores() -> int:
 def plan_jobs(n_chapters: int, jobs: int | None = None, cores: int | None = None) -> tuple[int, int]:
     """``(chapters at once, torch threads each)`` for executing ``n_chapters``.
 
-    Default: one chapter per two cores (so 2 cores run one chapter at a time, as
-    before, and 16 cores run all three chapters at once). The book's small models
-    gain little from more than a few intra-op threads, so independent chapters
-    side by side use the cores better than one chapter with all of them; two
-    threads each keeps a single chapter from crawling. The cores are divided among
-    the chapters running at once, never oversubscribed unless ``jobs`` asks for it.
+    Default: one single-threaded chapter per core on up to 3 cores (a 2-core laptop runs
+    two chapters side by side), one chapter per two cores above that. The book's small
+    models gain little from more than a few intra-op threads, so independent chapters
+    side by side use the cores better than one chapter with all of them, and two torch
+    threads on two cores that are also busy with something else thrash. The cores are
+    divided among the chapters running at once, never oversubscribed unless ``jobs``
+    asks for it.
     """
     cores = cores or available_cores()
     if jobs is None:
-        jobs = max(1, cores // 2)
+        # two torch threads on two busy cores thrash (a smoke chapter measured 8x slower beside
+        # another process), so small machines run one single-threaded chapter per core
+        jobs = cores if cores <= 3 else cores // 2
     if jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
     jobs = max(1, min(jobs, n_chapters))
@@ -430,7 +436,8 @@ def run_chapters(tasks: Sequence[tuple[ChapterSpec, Path]], profile: str, *, job
         for line in proc.stdout:
             line = line.rstrip("\n")
             tail.append(line)
-            say(spec.name, line)
+            if not stopping.is_set():  # once the user interrupts, a dying chapter's output is noise
+                say(spec.name, line)
         rc = proc.wait()
         with lock:
             procs.discard(proc)
