@@ -34,7 +34,7 @@ float64. All helpers return NumPy arrays (they feed plots).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -187,6 +187,15 @@ def estimate_lipschitz_dynamics(f: Dynamics | ODEBlock, zs: ArrayLike, t: float 
     dynamics), meant for small ``d`` (at most ``max_dim``). An
     :class:`ODEBlock` stands for its ``dynamics``.
     """
+    return max((float(torch.linalg.matrix_norm(jac, ord=2)) for jac in _jacobians(f, zs, t, max_dim)), default=0.0)
+
+
+def _jacobians(f: Dynamics | ODEBlock, zs: ArrayLike, t: float, max_dim: int) -> Iterator[torch.Tensor]:
+    """The ``d × d`` Jacobian ``∂f/∂z(t, z_k)`` at every sample point of ``zs`` (shape ``(M, d)``), one at a time.
+
+    ``f`` is called on one state at a time as ``f(t, z[None])``, in its parameters' dtype (float64 for a plain
+    function); an :class:`ODEBlock` stands for its ``dynamics``.
+    """
     f = f.dynamics if isinstance(f, ODEBlock) else f
     if not callable(f):
         raise TypeError(f"f must be callable as f(t, z) or an ODEBlock, got {type(f).__name__}")
@@ -200,11 +209,9 @@ def estimate_lipschitz_dynamics(f: Dynamics | ODEBlock, zs: ArrayLike, t: float 
         p = next(iter(f.parameters()), None)
         dtype = p.dtype if p is not None else dtype
     tt = torch.tensor(float(t), dtype=dtype)
-    best = 0.0
     for zk in z.to(dtype):
         jac = torch.autograd.functional.jacobian(lambda v: f(tt, v[None])[0], zk)
-        best = max(best, float(torch.linalg.matrix_norm(jac.reshape(zk.numel(), zk.numel()), ord=2)))
-    return best
+        yield jac.reshape(zk.numel(), zk.numel())
 
 
 #: Lipschitz constants of the elementwise activations :func:`mlp_lipschitz_bound` accepts.
@@ -289,22 +296,5 @@ def euler_map_dets(f: Dynamics | ODEBlock, zs: ArrayLike, step: float, t: float 
     somewhere: the step folds the space and Euler trajectories can cross. For ``d = 1`` it is ``1 + h f'(z)``."""
     if not (isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0):
         raise ValueError(f"step must be a positive number, got {step!r}")
-    f = f.dynamics if isinstance(f, ODEBlock) else f
-    if not callable(f):
-        raise TypeError(f"f must be callable as f(t, z) or an ODEBlock, got {type(f).__name__}")
-    z = _states(zs)
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise ValueError(f"zs must have shape (M, d) with M >= 1, got {tuple(z.shape)}")
-    if z.shape[1] > max_dim:
-        raise ValueError(f"d = {z.shape[1]} exceeds max_dim = {max_dim}")
-    dtype = torch.float64
-    if isinstance(f, torch.nn.Module):
-        p = next(iter(f.parameters()), None)
-        dtype = p.dtype if p is not None else dtype
-    tt = torch.tensor(float(t), dtype=dtype)
-    eye = torch.eye(z.shape[1], dtype=torch.float64)
-    dets = []
-    for zk in z.to(dtype):
-        jac = torch.autograd.functional.jacobian(lambda v: f(tt, v[None])[0], zk).double()
-        dets.append(float(torch.linalg.det(eye + step * jac.reshape(zk.numel(), zk.numel()))))
-    return np.asarray(dets)
+    return np.asarray([float(torch.linalg.det(torch.eye(len(jac), dtype=torch.float64) + step * jac.double()))
+                       for jac in _jacobians(f, zs, t, max_dim)])
