@@ -30,9 +30,7 @@ Load it with ``robustbook.data.classification.load_classification("mnist", "trai
 """
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 import sys
 from pathlib import Path
 
@@ -54,6 +52,7 @@ from _common import (  # noqa: E402
 )
 
 from robustbook.atomic import atomic_dir  # noqa: E402
+from robustbook.data import idx  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
 from robustbook.data.download import ArchiveError, download  # noqa: E402
 
@@ -73,7 +72,6 @@ MD5 = {
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 COUNTS = {"train": 60000, "test": 10000}
-IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 CLASSES = tuple(str(d) for d in range(10))
 
 
@@ -82,25 +80,11 @@ class IDXError(ArchiveError):
 
 
 def read_idx(path: Path, kind: str) -> np.ndarray:
-    """Read a gzipped IDX file: images ``(N, 28, 28)`` or labels ``(N,)``, uint8."""
+    """Read a gzipped IDX file (:func:`robustbook.data.idx.read_idx`), its errors as :class:`IDXError`."""
     try:
-        with gzip.open(path, "rb") as fh:
-            data = fh.read()
-    except (OSError, EOFError) as exc:
-        raise IDXError(f"{path} is not a readable gzip file ({exc}); delete it and download it again") from None
-    magic = IMAGE_MAGIC if kind == "images" else LABEL_MAGIC
-    ndim = 3 if kind == "images" else 1
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise IDXError(f"{path} is too short to be an IDX {kind} file")
-    got_magic, *dims = struct.unpack(">" + "i" * (1 + ndim), data[:header])
-    if got_magic != magic:
-        raise IDXError(f"{path} has magic number {got_magic}, expected {magic} for IDX {kind}: it is not an "
-                       f"MNIST {kind} file")
-    n = int(np.prod(dims))
-    if len(data) - header != n:
-        raise IDXError(f"{path} holds {len(data) - header} bytes of data, its header announces {n}: truncated?")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+        return idx.read_idx(path, kind)
+    except ValueError as exc:
+        raise IDXError(str(exc)) from None
 
 
 def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.PathLike | None = None,

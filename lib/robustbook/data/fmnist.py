@@ -17,12 +17,12 @@ Where the files come from, first found wins:
 """
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from robustbook.data.idx import read_idx
 
 __all__ = ["CLASSES", "DEBIAN_DIR", "FILES", "read_idx", "fashion_mnist", "find_source"]
 
@@ -30,27 +30,6 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {("train", "images"): "train-images-idx3-ubyte.gz", ("train", "labels"): "train-labels-idx1-ubyte.gz",
          ("test", "images"): "t10k-images-idx3-ubyte.gz", ("test", "labels"): "t10k-labels-idx1-ubyte.gz"}
-_MAGIC = {"images": (2051, 3), "labels": (2049, 1)}
-
-
-def read_idx(path: str | Path, kind: str) -> np.ndarray:
-    """A gzipped IDX file as uint8: images ``(N, 28, 28)`` or labels ``(N,)``; clear errors if malformed."""
-    path = Path(path)
-    magic, ndim = _MAGIC[kind]
-    try:
-        with gzip.open(path, "rb") as fh:
-            data = fh.read()
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path} is not a readable gzip file ({exc})") from None
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{path} is too short to be an IDX {kind} file")
-    got, *dims = struct.unpack(">" + "i" * (1 + ndim), data[:header])
-    if got != magic:
-        raise ValueError(f"{path} has magic number {got}, expected {magic} for IDX {kind}")
-    if len(data) - header != int(np.prod(dims)):
-        raise ValueError(f"{path} holds {len(data) - header} bytes of data, its header announces {int(np.prod(dims))}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
 def find_source(root: str | Path | None = None) -> tuple[str, Path]:
