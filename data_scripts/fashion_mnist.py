@@ -49,11 +49,13 @@ from _common import (  # noqa: E402
     run,
     split_counts,
 )
+from mnist import IDXError as IDXError  # noqa: E402  (re-exported: the error this script raises)
+from mnist import check_arrays, read_idx  # noqa: E402
 
 from robustbook.atomic import atomic_dir  # noqa: E402
 from robustbook.data.classification import verify_md5, write_classification  # noqa: E402
-from robustbook.data.download import ArchiveError, download  # noqa: E402
-from robustbook.data.fmnist import CLASSES, DEBIAN_DIR, read_idx  # noqa: E402
+from robustbook.data.download import download  # noqa: E402
+from robustbook.data.fmnist import CLASSES, DEBIAN_DIR  # noqa: E402
 
 NAME = "fashion_mnist"
 MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -68,10 +70,6 @@ MD5 = {
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
 COUNTS = {"train": 60000, "test": 10000}
-
-
-class IDXError(ArchiveError):
-    """An IDX file is truncated, has the wrong magic number or shape, or the wrong counts."""
 
 
 def _copy_from(folder: Path, archives: Path) -> None:
@@ -109,20 +107,8 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
     if check_official and not debian:
         for path in paths.values():
             verify_md5(path, MD5[path.name])
-    try:
-        arrays = {key: read_idx(path, key[1]) for key, path in paths.items()}
-    except ValueError as exc:
-        raise IDXError(str(exc)) from None
-    for split in ("train", "test"):
-        images, labels = arrays[(split, "images")], arrays[(split, "labels")]
-        if images.shape[1:] != (28, 28):
-            raise IDXError(f"{split}: images are {images.shape[1:]}, expected (28, 28)")
-        if len(images) != len(labels):
-            raise IDXError(f"{split}: {len(images)} images but {len(labels)} labels")
-        if expected_counts is not None and len(images) != expected_counts[split]:
-            raise IDXError(f"{split}: {len(images)} images, Fashion-MNIST has {expected_counts[split]}")
-        if labels.max(initial=0) > 9:
-            raise IDXError(f"{split}: label {labels.max()} outside 0..9")
+    arrays = {key: read_idx(path, key[1]) for key, path in paths.items()}
+    check_arrays(arrays, FILES, "Fashion-MNIST", expected_counts)
     with atomic_dir(out) as tmp:
         samples = write_classification(
             tmp, array_items({sp: (arrays[(sp, "images")], arrays[(sp, "labels")]) for sp in ("train", "test")}),

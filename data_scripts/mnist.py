@@ -87,6 +87,20 @@ def read_idx(path: Path, kind: str) -> np.ndarray:
         raise IDXError(str(exc)) from None
 
 
+def check_arrays(arrays: dict, files: dict, set_name: str, expected_counts: dict[str, int] | None) -> None:
+    """The train/test IDX arrays of an MNIST-format set: 28×28 images, one label 0..9 each, the set's counts."""
+    for split in ("train", "test"):
+        images, labels = arrays[(split, "images")], arrays[(split, "labels")]
+        if images.shape[1:] != (28, 28):
+            raise IDXError(f"{files[(split, 'images')].filename}: images are {images.shape[1:]}, expected (28, 28)")
+        if len(images) != len(labels):
+            raise IDXError(f"{split}: {len(images)} images but {len(labels)} labels")
+        if expected_counts is not None and len(images) != expected_counts[split]:
+            raise IDXError(f"{split}: {len(images)} images, {set_name} has {expected_counts[split]}")
+        if labels.max(initial=0) > 9:
+            raise IDXError(f"{files[(split, 'labels')].filename}: label {labels.max()} outside 0..9")
+
+
 def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.PathLike | None = None,
             force: bool = False, download_fn: DownloadFn | None = None, check_official: bool = True,
             expected_counts: dict[str, int] | None = COUNTS) -> Path:
@@ -104,16 +118,7 @@ def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.Pa
         for path in paths.values():
             verify_md5(path, MD5[path.name])
     arrays = {key: read_idx(path, key[1]) for key, path in paths.items()}
-    for split in ("train", "test"):
-        images, labels = arrays[(split, "images")], arrays[(split, "labels")]
-        if images.shape[1:] != (28, 28):
-            raise IDXError(f"{FILES[(split, 'images')].filename}: images are {images.shape[1:]}, expected (28, 28)")
-        if len(images) != len(labels):
-            raise IDXError(f"{split}: {len(images)} images but {len(labels)} labels")
-        if expected_counts is not None and len(images) != expected_counts[split]:
-            raise IDXError(f"{split}: {len(images)} images, MNIST has {expected_counts[split]}")
-        if labels.max(initial=0) > 9:
-            raise IDXError(f"{FILES[(split, 'labels')].filename}: label {labels.max()} outside 0..9")
+    check_arrays(arrays, FILES, "MNIST", expected_counts)
 
     with atomic_dir(out) as tmp:
         samples = write_classification(
