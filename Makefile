@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -e ".[dev]" -c constraints.txt
 	@touch $(STAMP)
 
-# make book JOBS=3: chapters executed at once (default: one per two CPU cores, see CONTRIBUTING.md)
+# make book JOBS=3: chapters executed at once (default: one per core on up to 3 cores, one per two above; see CONTRIBUTING.md)
 book: setup
 	$(PY) -m robustbook book --profile quick $(if $(JOBS),--jobs $(JOBS))
 
