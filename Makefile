@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test browser run list lab bench clean lock
+.PHONY: setup book test browser fashion-mnist run list lab bench clean lock
 
 setup: $(STAMP)
 
@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # make book JOBS=3: chapters executed at once (default: one per core on up to 3 cores, one per two above; see CONTRIBUTING.md)
-book: setup
+book: setup fashion-mnist
 	$(PY) -m robustbook book --profile quick $(if $(JOBS),--jobs $(JOBS))
 
-test: setup browser
+test: setup browser fashion-mnist
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 # Debian's chromium, for tests/test_offline_book.py (the rendered pages opened offline in a real
@@ -32,6 +32,14 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 || \
 	  echo "note: could not install Debian's chromium (apt-get install chromium needs root); the offline browser checks in tests/test_offline_book.py will be skipped" >&2
+
+# Debian's dataset-fashion-mnist (the real Fashion-MNIST the CIFS chapter trains on offline, read from
+# /usr/share/datasets/fashion-mnist). Installed only where missing; where apt cannot install it, the chapter
+# needs `python data_scripts/fashion_mnist.py` (the official download) instead, and says so.
+fashion-mnist:
+	@test -d /usr/share/datasets/fashion-mnist || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; } >/dev/null 2>&1 || \
+	  echo "note: could not install Debian's dataset-fashion-mnist (needs root on Debian); run $(PY) data_scripts/fashion_mnist.py to download Fashion-MNIST for the CIFS chapter" >&2
 
 list: setup
 	$(PY) -m robustbook list

@@ -67,6 +67,7 @@ def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch
     x0 = x.detach()
     if norm == "linf":
         lo, hi = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
+        step = torch.empty_like(x0)  # sign(∇) of the current step (a fresh gradient can be an expanded view)
     best, best_loss = None, None
     with attack_mode(model, eval_mode):
         for _ in range(restarts):
@@ -75,8 +76,8 @@ def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch
                 adv = torch.clamp(adv + _random_start(x0, eps, norm, generator), 0.0, 1.0)
             for _ in range(steps):
                 grad = input_gradient(model, adv, y, loss_fn)
-                if norm == "linf":  # Π onto [0, 1] ∩ L∞ ball is one clamp to [lo, hi]; two new tensors a step
-                    adv = adv.add(grad.sign(), alpha=alpha).clamp_(lo, hi)
+                if norm == "linf":  # Π onto [0, 1] ∩ L∞ ball is one clamp to [lo, hi]; in place, no new tensor
+                    adv = adv.add_(torch.sign(grad, out=step), alpha=alpha).clamp_(lo, hi)
                 else:
                     adv = adv + alpha * grad / (flat_norm(grad) + 1e-10)
                     adv = torch.clamp(x0 + project(adv - x0, eps, norm), 0.0, 1.0).detach()
