@@ -108,8 +108,8 @@ def build(cfg: Mapping[str, Any], spec: Mapping[str, Any]) -> nn.Module:
 def _freeze_prefix(model: nn.Module, pos: int) -> None:
     """Freeze the stages before the block ("pre-trained conv blocks frozen", source 001); their
     BatchNorm running statistics stay fixed too (momentum 0)."""
-    for st in list(model.backbone.stages)[:pos]:
-        first = st[0] if isinstance(st, nn.Sequential) else st
+    for i, st in enumerate(list(model.backbone.stages)[:pos], start=1):
+        first = st[0] if i in model.backbone.inserted else st  # the stage, without a block inserted after it
         for p in first.parameters():
             p.requires_grad_(False)
         for mod in first.modules():
