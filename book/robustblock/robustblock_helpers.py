@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,16 @@ from robustbook.cache import cached_state
 from robustbook.data import FlipRotateDataset, load_split, prepare
 from robustbook.evaluate import attack_all, predict
 from robustbook.losses.norm_in_norm import norm_in_norm_loss
-from robustbook.models import RobustBlock, make_permanent, nr_iqa_model, prune_filters
+from robustbook.losses.tres import FlipConsistency, tres_loss
+from robustbook.models import (
+    RobustBlock,
+    load_pretrained,
+    make_permanent,
+    nr_iqa_model,
+    pls_filter_importance,
+    prunable_convs,
+    prune_filters,
+)
 from robustbook.seeding import seed_everything
 from robustbook.train import fit, make_loader
 from robustbook.train.gradnorm import fit_gradient_norm
@@ -37,12 +47,19 @@ def mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(out, y)
 
 
-def l1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.l1_loss(out, y)
+#: each model's training loss: Linearity's norm-in-norm, DBCNN's MSE, TReS's objective (L1 + relative
+#: ranking + flip self-consistency, trained through the FlipConsistency view: see ``trainable``)
+LOSS = {"linearity": norm_in_norm_loss, "dbcnn": mse, "tres": tres_loss}
 
 
-#: each model's training loss: Linearity's norm-in-norm, DBCNN's MSE, TReS's L1 term
-LOSS = {"linearity": norm_in_norm_loss, "dbcnn": mse, "tres": l1}
+def trainable(name: str, model: nn.Module) -> nn.Module:
+    """What ``fit`` trains: TReS through its flip-consistency view (its loss needs x and τ(x)), the others as they are."""
+    return FlipConsistency(model) if name == "tres" else model
+
+
+def scorer(m: nn.Module) -> nn.Module:
+    """The score network inside a training view (attacks and penalties act on it)."""
+    return m.model if isinstance(m, FlipConsistency) else m
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -82,7 +99,7 @@ def block_for(cfg: Mapping[str, Any], model: nn.Module, pos: int, kind: str) -> 
 
 def build(cfg: Mapping[str, Any], spec: Mapping[str, Any]) -> nn.Module:
     """A fresh model of ``spec`` (``model``, optional ``pos`` and ``kind`` of a RobustBlock)."""
-    m = nr_iqa_model(spec["model"], tuple(cfg["widths"]), tuple(cfg["strides"]))
+    m = nr_iqa_model(spec["model"], tuple(cfg["widths"]), tuple(cfg["strides"]), backbone=cfg["backbone"])
     if spec.get("pos"):
         m.backbone.insert(spec["pos"], block_for(cfg, m, spec["pos"], spec["kind"]))
     return m
@@ -91,8 +108,8 @@ def build(cfg: Mapping[str, Any], spec: Mapping[str, Any]) -> nn.Module:
 def _freeze_prefix(model: nn.Module, pos: int) -> None:
     """Freeze the stages before the block ("pre-trained conv blocks frozen", source 001); their
     BatchNorm running statistics stay fixed too (momentum 0)."""
-    for st in list(model.backbone.stages)[:pos]:
-        first = st[0] if isinstance(st, nn.Sequential) else st
+    for i, st in enumerate(list(model.backbone.stages)[:pos], start=1):
+        first = st[0] if i in model.backbone.inserted else st  # the stage, without a block inserted after it
         for p in first.parameters():
             p.requires_grad_(False)
         for mod in first.modules():
@@ -110,8 +127,8 @@ def _adam(lr: float):
     return lambda params: torch.optim.Adam([p for p in params if p.requires_grad], lr=lr)
 
 
-KEYS = ("data_source", "crop", "per_photo", "n_train", "widths", "strides", "epochs", "batch_size", "lr", "augment",
-        "seed")
+KEYS = ("data_source", "crop", "per_photo", "n_train", "widths", "strides", "backbone", "pretrained_weights", "epochs",
+        "batch_size", "lr", "augment", "seed")
 
 
 class Trainer:
@@ -136,17 +153,20 @@ class Trainer:
         return model.to(self.dev).eval()
 
     def _fit(self, model, name, epochs, lr, **kw):
-        fit(model, _loader(self.cfg, self.data, self.cfg["seed"]), loss_fn=LOSS[name], epochs=epochs,
+        fit(trainable(name, model), _loader(self.cfg, self.data, self.cfg["seed"]), loss_fn=LOSS[name], epochs=epochs,
             optimizer=_adam(lr), seed=self.cfg["seed"], device=self.dev, progress=False, **kw)
         return {k: v.detach().cpu() for k, v in make_permanent(model).state_dict().items()}
 
     def base(self, name: str) -> nn.Module:
-        """The unmodified model, trained from scratch."""
+        """The unmodified model: from scratch, or from user-provided ImageNet weights (``pretrained_weights``)."""
         spec = {"model": name}
 
         def train():
             seed_everything(self.cfg["seed"])
-            return self._fit(build(self.cfg, spec), name, self.cfg["epochs"], self.cfg["lr"])
+            model = build(self.cfg, spec)
+            if self.cfg["pretrained_weights"]:
+                load_pretrained(model, self.cfg["pretrained_weights"])
+            return self._fit(model, name, self.cfg["epochs"], self.cfg["lr"])
         return self._cached(f"{name}-base", spec, (), train)
 
     def block(self, name: str, pos: int, kind: str) -> nn.Module:
@@ -169,8 +189,13 @@ class Trainer:
         pre = f"backbone.stages.{pos - 1}."
         return {(pre + "0." + k[len(pre):] if k.startswith(pre) else k): v for k, v in state.items()}
 
-    def pruned(self, name: str, pos: int, kind: str, share: float) -> nn.Module:
-        """The RobustBlock model with ``share`` of its backbone filters pruned (L2), then fine-tuned."""
+    def prune_method(self, name: str) -> str:
+        """``"pls"`` for the models of ``pls_models`` (the source: PLS for complex architectures), else ``"l2"``."""
+        return "pls" if name in self.cfg["pls_models"] else "l2"
+
+    def pruned(self, name: str, pos: int, kind: str, share: float, method: str | None = None) -> nn.Module:
+        """The RobustBlock model with ``share`` of its backbone filters pruned (L2 norm or PLS-VIP), then fine-tuned."""
+        method = method or self.prune_method(name)
         spec = {"model": name, "pos": pos, "kind": kind}
 
         def train():
@@ -178,12 +203,18 @@ class Trainer:
             model = self.block(name, pos, kind).cpu()
             for p in model.parameters():
                 p.requires_grad_(True)
-            report = prune_filters(model.backbone, share)
+            imp = None
+            if method == "pls":  # VIP w.r.t. the model's own predicted score on training images
+                model.to(self.dev)
+                imp = pls_filter_importance(model, self.data["train"][0][: self.cfg["pls_images"]].to(self.dev),
+                                            layers=prunable_convs(model.backbone))
+            report = prune_filters(model.backbone, share, importance=imp)
             assert report.removed == round(share * report.total)
             return self._fit(model, name, self.cfg["prune_epochs"], self.cfg["ft_lr"])
-        label = f"{name}-block{pos}-{kind}-prune{share:g}"
-        return self._cached(label, {**spec, "prune": share}, ("ft_epochs", "ft_lr", "block_size", "block_kernel",
-                                                               "block_activation", "prune_epochs"), train)
+        label = f"{name}-block{pos}-{kind}-prune{share:g}" + ("-pls" if method == "pls" else "")
+        return self._cached(label, {**spec, "prune": share, "method": method},
+                            ("ft_epochs", "ft_lr", "block_size", "block_kernel", "block_activation", "prune_epochs")
+                            + (("pls_images",) if method == "pls" else ()), train)
 
     def adversarial(self, name: str) -> nn.Module:
         """AT: the base model fine-tuned on PGD examples that raise the score (mixed 1:1 with clean ones)."""
@@ -193,7 +224,8 @@ class Trainer:
             seed_everything(self.cfg["seed"])
             model = self.base(name).cpu()
             at = attacks.PGD(self.cfg["at_eps"] / 255, self.cfg["at_steps"], loss=losses.score_up)
-            return self._fit(model, name, self.cfg["ft_epochs"], self.cfg["ft_lr"], attack=at, mix_alpha=0.5)
+            return self._fit(model, name, self.cfg["ft_epochs"], self.cfg["ft_lr"],
+                             attack=lambda m, x, y: at(scorer(m), x, y), mix_alpha=0.5)
         return self._cached(f"{name}-at", {**spec, "defence": "at"}, ("ft_epochs", "ft_lr", "at_eps", "at_steps"), train)
 
     def gradient_norm(self, name: str) -> nn.Module:
@@ -203,9 +235,9 @@ class Trainer:
         def train():
             seed_everything(self.cfg["seed"])
             model = self.base(name).cpu().to(self.dev)
-            fit_gradient_norm(model, _loader(self.cfg, self.data, self.cfg["seed"]), loss_fn=LOSS[name],
+            fit_gradient_norm(trainable(name, model), _loader(self.cfg, self.data, self.cfg["seed"]), loss_fn=LOSS[name],
                               epochs=self.cfg["ft_epochs"], optimizer=_adam(self.cfg["ft_lr"]),
-                              lam=self.cfg["nt_lambda"], seed=self.cfg["seed"], device=self.dev)
+                              lam=self.cfg["nt_lambda"], seed=self.cfg["seed"], device=self.dev, scorer=model)
             return {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return self._cached(f"{name}-nt", {**spec, "defence": "nt"}, ("ft_epochs", "ft_lr", "nt_lambda"), train)
 
@@ -308,3 +340,61 @@ def mean(xs) -> float:
     """Mean of the numbers in ``xs`` (``None`` entries, e.g. attacked SROCC on an unlabelled set, skipped)."""
     xs = [float(v) for v in xs if v is not None]
     return float(np.mean(xs)) if xs else float("nan")
+
+
+def say(lines) -> None:
+    """Show generated sentences as a bullet list (a list) or one paragraph (a string)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown("\n".join(f"* {s}" for s in lines) if isinstance(lines, list) else lines))
+
+
+def plot_lipschitz(spec_v: list[dict], spec_r: list[dict], growth: Mapping[str, list[float]], position: int,
+                   eps255: float):
+    """Left: per-layer spectral norms, unmodified vs RobustBlock (aligned by layer name); right: perturbation growth."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+    names_r = [r["layer"] for r in spec_r]  # the block model has more layers: align the others by name
+    pre = f"stages.{position - 1}."
+    xv = [names_r.index(pre + "0." + r["layer"][len(pre):] if r["layer"].startswith(pre) else r["layer"]) for r in spec_v]
+    axes[0].plot(xv, [r["sigma"] for r in spec_v], marker="o", label="unmodified")
+    axes[0].plot([r["sigma"] for r in spec_r], marker="s", label="RobustBlock")
+    for i, r in enumerate(spec_r):
+        if r["orthogonal"]:
+            axes[0].axvline(i, color="C1", ls=":", lw=0.8)
+    axes[0].set(yscale="log", xlabel="convolution (in order; dotted: orthogonal)", ylabel="spectral norm",
+                title="per-layer ‖W‖₂")
+    for key, lab in (("vanilla", "unmodified"), ("block", "RobustBlock")):
+        axes[1].plot(range(1, len(growth[key]) + 1), growth[key], marker="o", label=lab)
+    axes[1].axvline(position + 0.5, color="grey", ls=":", lw=0.8)
+    axes[1].set(yscale="log", xlabel="after stage", ylabel="‖Δh‖ / ‖δ‖", title=f"PGD δ (ε={eps255:g}/255) through the network")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    return fig
+
+
+def tradeoff_side(srocc_drop: float, r_gain: float, tol: float = 0.05) -> str:
+    """Which side of the source's trade-off a block position lands on: disrupts (SROCC drop over ``tol``,
+    the source's failure signature), protects (R-Score up, SROCC kept) or neither."""
+    if srocc_drop > tol:
+        return "disrupts (SROCC drop > 0.05)" + ("; protects" if r_gain > 0 else "")
+    return "protects, SROCC kept" if r_gain > 0 else "no protection (R-Score not up)"
+
+
+def show_source(*objs) -> None:
+    """Display the source of functions/classes with their docstrings folded to ``\"\"\"...\"\"\"``."""
+    import inspect
+    import re
+
+    from IPython.display import Markdown, display
+
+    text = "\n".join(re.sub(r'"""(.|\n)*?"""', '"""..."""', inspect.getsource(o), count=1) for o in objs)
+    display(Markdown("```python\n" + text + "```"))
+
+
+def overhead_verdict(ratio: float) -> str:
+    """Which of the source's contradicting overhead statements a measured time ratio supports."""
+    text, table = 1.3 <= ratio <= 1.7, 2.0 <= ratio <= 3.3
+    where = "its text (+30-70 %)" if text else "its Table 1 (+102-227 %)" if table else "neither"
+    return f"the ratio {ratio:.2f} ({100 * (ratio - 1):+.0f} %) supports {where}"

@@ -51,3 +51,9 @@ def check(m: dict) -> None:
     assert set(m["checks"]) == set(MODELS) and all(set(m["checks"][n]) == set(DEFENCES) for n in MODELS)
     sc = m["scorecard"]
     assert sum(sc.values()) >= 30, sc
+    # the other pruning criterion (PLS or L2) removes exactly the same share
+    alt = m["pruning_alt"]
+    assert alt["method"] in ("l2", "pls") and abs(alt["zero_filters"] - alt["share"]) < 0.03, alt
+    _num(alt["srocc"], "pruning_alt.srocc")
+    for k in ("main_best_tradeoff", "prune_max_minus_main_srocc_drop"):
+        _num(m["derived"][k], f"derived.{k}")

@@ -10,3 +10,7 @@ __all__ = ["steady_state_loss", "with_steady_state", "HATLoss", "half_sse",
 from robustbook.losses.cifs import AdaptiveLoss, adaptive_loss  # noqa: E402  (CIFS chapter, eq. 4.3)
 
 __all__ += ["AdaptiveLoss", "adaptive_loss"]
+
+from robustbook.losses.tres import FlipConsistency, relative_ranking_loss, symmetric_l1, tres_loss  # noqa: E402  (TReS, ch. robustblock)
+
+__all__ += ["FlipConsistency", "relative_ranking_loss", "symmetric_l1", "tres_loss"]

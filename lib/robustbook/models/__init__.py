@@ -68,3 +68,12 @@ __all__ = [
     # CIFS
     "CIFS", "CAS", "feed_labels", "importance_mask", "CIFARResNet", "resnet_cifar",
 ]
+
+# robustness as architecture: PLS pruning, the source's original backbones and their weights
+from robustbook.models.nr_backbones import WeightsMismatchError, resnet50_stages, scnn_features, vgg16_stages  # noqa: E402
+from robustbook.models.nr_iqa import load_pretrained  # noqa: E402
+from robustbook.models.pruning import pls_filter_importance  # noqa: E402
+from robustbook.models.robust_block import StageList  # noqa: E402
+
+__all__ += ["pls_filter_importance", "StageList", "resnet50_stages", "vgg16_stages", "scnn_features",
+            "load_pretrained", "WeightsMismatchError"]

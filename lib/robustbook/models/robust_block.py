@@ -30,7 +30,7 @@ from torch import nn
 
 from robustbook.models.orthogonal import KINDS, orthogonal_conv
 
-__all__ = ["MaxMin", "RobustBlock", "StagedNet", "ACTIVATIONS"]
+__all__ = ["MaxMin", "RobustBlock", "StageList", "StagedNet", "ACTIVATIONS"]
 
 ACTIVATIONS = ("maxmin", "relu", "none")
 
@@ -100,33 +100,44 @@ class _Stage(nn.Module):
         return F.relu(self.bn2(self.conv2(h)) + self.short(x))
 
 
-class StagedNet(nn.Module):
-    """A small ResNet-style backbone of numbered stages (conv blocks), for block insertion.
+class StageList(nn.Module):
+    """A backbone as numbered stages (conv blocks) into which a module can be inserted.
 
-    ``widths[i]`` channels and stride ``strides[i]`` in stage ``i + 1``. ``forward`` returns the
+    ``stages[i]`` is stage ``i + 1`` with ``widths[i]`` output channels. ``forward`` returns the
     output of every stage (a list), so heads can tap several levels. :meth:`insert` puts a
-    module after stage ``position`` (1-based); the module becomes part of that stage's output.
+    module after stage ``position`` (1-based): the stage becomes ``nn.Sequential(stage, module)``
+    and the module part of that stage's output. :class:`StagedNet` is the book's small one;
+    :mod:`robustbook.models.nr_backbones` cuts torchvision's ResNet-50 and VGG-16 the same way.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (8, 16, 16, 32, 32, 64),
-                 strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)) -> None:
+    def __init__(self, stages: list[nn.Module], widths: tuple[int, ...]) -> None:
         super().__init__()
-        if len(widths) != len(strides) or not widths:
-            raise ValueError(f"widths and strides must be equally long and non-empty, got {widths}, {strides}")
-        chans = (3,) + tuple(widths)
-        self.stages = nn.ModuleList(_Stage(chans[i], chans[i + 1], strides[i]) for i in range(len(widths)))
-        self.widths, self.strides = tuple(widths), tuple(strides)
+        if len(stages) != len(widths) or not stages:
+            raise ValueError(f"stages and widths must be equally long and non-empty, got {len(stages)} and {widths}")
+        self.stages = nn.ModuleList(stages)
+        self.widths = tuple(widths)
         self.inserted: dict[int, nn.Module] = {}
 
     def __len__(self) -> int:
         return len(self.stages)
 
+    @torch.no_grad()
     def out_size(self, position: int, input_size: int) -> int:
-        """Side of stage ``position``'s output for a square input of side ``input_size``."""
-        s = input_size
-        for st in self.strides[:position]:
-            s = (s - 1) // st + 1
-        return s
+        """Side of stage ``position``'s own output (before any module inserted after it) for a square input.
+
+        Measured with one forward pass of a zero image in eval mode (the modes are restored)."""
+        from robustbook.modes import preserved_modes
+
+        if isinstance(position, bool) or not isinstance(position, int) or not 1 <= position <= len(self):
+            raise ValueError(f"position must be an int in 1..{len(self)}, got {position!r}")
+        p = next(self.parameters())
+        x = torch.zeros(1, 3, input_size, input_size, device=p.device, dtype=p.dtype)
+        with preserved_modes(self, training=False):
+            for i, st in enumerate(self.stages[:position], start=1):
+                own = st[0] if i in self.inserted else st
+                h = own(x)
+                x = st[1](h) if i in self.inserted else h
+        return int(h.shape[-1])
 
     def insert(self, position: int, block: nn.Module) -> None:
         """Put ``block`` after stage ``position`` (1..len(self))."""
@@ -143,3 +154,25 @@ class StagedNet(nn.Module):
             x = s(x)
             outs.append(x)
         return outs
+
+
+class StagedNet(StageList):
+    """A small ResNet-style backbone of numbered stages (conv blocks), for block insertion.
+
+    ``widths[i]`` channels and stride ``strides[i]`` in stage ``i + 1`` (see :class:`StageList`).
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (8, 16, 16, 32, 32, 64),
+                 strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)) -> None:
+        if len(widths) != len(strides) or not widths:
+            raise ValueError(f"widths and strides must be equally long and non-empty, got {widths}, {strides}")
+        chans = (3,) + tuple(widths)
+        super().__init__([_Stage(chans[i], chans[i + 1], strides[i]) for i in range(len(widths))], tuple(widths))
+        self.strides = tuple(strides)
+
+    def out_size(self, position: int, input_size: int) -> int:
+        """Side of stage ``position``'s output for a square input of side ``input_size`` (no block before it)."""
+        s = input_size
+        for st in self.strides[:position]:
+            s = (s - 1) // st + 1
+        return s

@@ -31,8 +31,12 @@ def gradient_norm_penalty(model: nn.Module, x: torch.Tensor, *, h: float = 0.01)
 def fit_gradient_norm(model: nn.Module, loader: Iterable, *,
                       loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], epochs: int,
                       optimizer: Callable, lam: float = 0.01, h: float = 0.01, seed: int = 0,
-                      device: torch.device | str | None = None) -> list[float]:
-    """Train ``model`` on ``loss_fn(f(x), y) + lam · gradient_norm_penalty``; return the mean loss per epoch."""
+                      device: torch.device | str | None = None, scorer: nn.Module | None = None) -> list[float]:
+    """Train on ``loss_fn(model(x), y) + lam · gradient_norm_penalty(scorer, x)``; return the mean loss per epoch.
+
+    ``scorer`` is the network whose score's input gradient is penalised (default ``model``); a
+    training view such as :class:`~robustbook.losses.tres.FlipConsistency` passes its inner model.
+    """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if not lam >= 0 or not h > 0:
@@ -46,7 +50,7 @@ def fit_gradient_norm(model: nn.Module, loader: Iterable, *,
         total, count = 0.0, 0
         for x, y in loader:
             x, y = x.to(dev), y.to(dev)
-            loss = loss_fn(model(x), y) + lam * gradient_norm_penalty(model, x, h=h)
+            loss = loss_fn(model(x), y) + lam * gradient_norm_penalty(model if scorer is None else scorer, x, h=h)
             opt.zero_grad()
             loss.backward()
             opt.step()
