@@ -68,3 +68,8 @@ __all__ = [
     # CIFS
     "CIFS", "CAS", "feed_labels", "importance_mask", "CIFARResNet", "resnet_cifar",
 ]
+
+# BiRQA chapter: a TOPIQ-FR-structured baseline (random-init backbone; pyiqa is not installed)
+from robustbook.models.topiq_like import TOPIQLike  # noqa: E402
+
+__all__ += ["TOPIQLike"]
