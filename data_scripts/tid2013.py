@@ -1,4 +1,4 @@
-"""Prepare TID2013 (Ponomarenko et al., EUVIP 2013 / Signal Processing: Image Communication 2015) into ``<data root>/tid2013/``.
+"""Prepare TID2013 (Ponomarenko et al., EUVIP 2013) into ``<data root>/tid2013/``.
 
 TID2013: 25 reference images (512x384; ``I01.BMP`` ... ``I25.BMP``) distorted by 24 types at 5
 levels: 3,000 distorted images named ``i01_01_1.bmp`` (reference_type_level; the case of the

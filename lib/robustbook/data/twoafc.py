@@ -1,4 +1,4 @@
-"""Two-alternative forced choice (2AFC) triplets: BAPPS (Zhang et al., CVPR 2018), prepared by ``data_scripts/bapps.py``.
+"""Two-alternative forced choice (2AFC) triplets: BAPPS (Zhang et al., CVPR 2018), from ``data_scripts/bapps.py``.
 
 A triplet is a reference ``ref``, two distorted versions ``p0`` and ``p1`` and ``judge`` = the
 fraction of people who found ``p1`` closer to the reference. For a quality model (higher =
