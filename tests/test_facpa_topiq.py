@@ -41,7 +41,7 @@ def test_facpa_learns_to_raise_the_score_within_the_budget() -> None:
             gains[name] = float((wrapped(adv) - wrapped(dist)).mean())
     assert gains["trained"] > 0.8 * eps, f"the trained generator raises the mean by {gains['trained']:.4f} < 0.8 ε"
     assert gains["trained"] > gains["untrained"] + 0.3 * eps
-    assert model.w.requires_grad and model.w.grad is None  # the attacked model is frozen during training, restored after
+    assert model.w.requires_grad and model.w.grad is None  # frozen while the generator trained, restored after
 
 
 def test_facpa_attack_is_configured_and_validated() -> None:
