@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,16 +19,17 @@ from robustbook import attacks, metrics
 from robustbook.attacks import FixedReference, losses
 from robustbook.cache import cached_state
 from robustbook.data import ManifestDataset
+from robustbook.data.aat_sampler import PairScores
+from robustbook.data.twoafc import load_2afc, twoafc_score
 from robustbook.evaluate import attack_quality
 from robustbook.losses import regression_loss
-from robustbook.data.twoafc import load_2afc, twoafc_score
 from robustbook.models import BiRQA, LPIPSLike, TOPIQLike
 from robustbook.models.birqa import lbp_surrogate
 from robustbook.scorecard import Claim
 from robustbook.seeding import seed_everything
 from robustbook.train import fit, make_loader
-from robustbook.data.aat_sampler import PairScores
 from robustbook.train.aat import fit_aat, fit_adversarial
+
 
 # ------------------------------------------------------------------ data
 def load_pairs(folder: Path, split: str, size: int, limit: int | None = None, seed: int = 0):
