@@ -277,3 +277,14 @@ def torch_ones(n: int):
     import torch
 
     return torch.ones(n)
+
+
+def test_registry_knows_the_fr_sets(tmp_path: Path) -> None:
+    from robustbook.data.registry import REGISTRY, prepare
+    from tests.data_script_loading import SCRIPTS
+
+    for name in ("csiq", "tid2013", "pipal", "pieapp", "bapps"):
+        entry = REGISTRY[name]
+        assert entry.task == "fr-iqa" and (SCRIPTS / entry.script).is_file()
+        with pytest.raises(FileNotFoundError, match=f"data_scripts/{entry.script}"):
+            prepare(name, root=tmp_path)
