@@ -322,3 +322,119 @@ __all__ = ["ARCHIVE_SUBDIR", "ArchiveSpec", "LabelFileError", "DataRootError", "
            "resolve_dirs", "is_complete", "output_folder", "split_counts", "array_items", "fetch_archive",
            "record_archives", "archive_digest", "seed_int", "positive_int", "find_folder_prefix", "find_file_prefix",
            "read_label_csv", "parse_score", "base_parser", "archive_main", "run"]
+
+
+# ------------------------------------------------------------------ full-reference sets of source 002
+#: how many random 6:2:2 splits by reference a data set without an official split records (source 002, §5)
+N_RANDOM_SPLITS = 10
+SPLITS_FILE = "splits.csv"
+
+
+def random_reference_splits(ref_ids: Sequence[str], seed: int, folder: Path,
+                            n: int = N_RANDOM_SPLITS) -> dict[str, str]:
+    """Write the ``n`` random 6:2:2 splits by reference (seeds ``0 .. n-1``) to ``folder/splits.csv``
+    (columns ``ref_id, split_0 .. split_{n-1}``) and return ``{ref_id: split}`` of ``seed`` for the manifest.
+
+    Source 002 reports "the mean value for 10 runs on random splits in 6:2:2 proportion" based on
+    reference images; preparing with ``--seed k`` (k < n) puts split ``k`` in the manifest."""
+    from robustbook.data.manifest import split_by_reference
+
+    refs = sorted(set(ref_ids))
+    table = [split_by_reference(refs, (0.6, 0.2, 0.2), seed=k) for k in range(n)]
+    chosen = table[seed] if seed < n else split_by_reference(refs, (0.6, 0.2, 0.2), seed=seed)
+    with (folder / SPLITS_FILE).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["ref_id"] + [f"split_{k}" for k in range(n)])
+        for r in refs:
+            w.writerow([r] + [t[r] for t in table])
+    return chosen
+
+
+def fetch_or_explain(spec: ArchiveSpec, archive_dir: Path, download_fn: DownloadFn, homepage: str) -> Path:
+    """:func:`fetch_archive`, or, for a file with no direct download (``spec.url == ""``, e.g. behind a
+    form or on a file-hosting page), a :class:`DownloadError` saying where to get it and where to put it."""
+    if not spec.url and not (archive_dir / spec.filename).is_file():
+        raise DownloadError(f"{spec.filename} has no direct download: get it from {homepage} and place it at "
+                            f"{archive_dir / spec.filename} (or pass --archive-dir DIR), then run the script again")
+    return fetch_archive(spec, archive_dir, download_fn)
+
+
+def unpack(archive: Path, dest: Path, marker: str) -> Path:
+    """Extract the folder of ``archive`` that holds the file ``marker`` into ``dest`` (zip or tar; a RAR
+    archive through ``unrar``, ``7z`` or ``bsdtar`` if one is installed) and return ``dest``."""
+    from robustbook.data.download import extract
+
+    if archive.read_bytes()[:4] == b"Rar!":
+        import shutil
+        import subprocess
+
+        tools = [(t, cmd) for t, cmd in (("unrar", ["unrar", "x", "-o+", "-inul"]), ("7z", ["7z", "x", "-y"]),
+                                         ("bsdtar", ["bsdtar", "-xf"])) if shutil.which(t)]
+        if not tools:
+            raise ArchiveError(f"{archive} is a RAR archive and none of unrar, 7z, bsdtar is installed: install one "
+                               f"(e.g. apt-get install unrar), or extract it yourself and pass --extracted DIR")
+        raw = dest.parent / (dest.name + ".rar-out")
+        raw.mkdir(parents=True)
+        tool, cmd = tools[0]
+        args = cmd + [str(archive), f"-o{raw}" if tool == "7z" else str(raw) + "/"]
+        if tool == "bsdtar":
+            args = cmd + [str(archive), "-C", str(raw)]
+        if subprocess.run(args, capture_output=True).returncode != 0:
+            raise ArchiveError(f"{tool} could not extract {archive}: it is corrupt; delete it and download it again")
+        hits = sorted(raw.rglob(marker), key=lambda p: len(p.parts))
+        if not hits:
+            raise ArchiveError(f"archive {archive} has no file {marker!r}: it is not the expected archive")
+        os.replace(hits[0].parent, dest)
+        return dest
+    prefix = find_file_prefix(archive, marker)
+    return extract(archive, dest, members_prefix=prefix or None)
+
+
+def source_folder(extracted: str | os.PathLike | None, marker: str) -> Path | None:
+    """The folder of an already extracted release (``--extracted DIR``), checked to hold ``marker``."""
+    if extracted is None:
+        return None
+    src = Path(extracted).expanduser().resolve()
+    hits = [src] if (src / marker).is_file() else sorted((p.parent for p in src.rglob(marker)),
+                                                           key=lambda p: len(p.parts))
+    if not hits:
+        raise ArchiveError(f"--extracted {src} holds no {marker}: pass the folder of the unpacked release")
+    return hits[0]
+
+
+def prepare_fr(name: str, *, data_root: str | os.PathLike | None, archive_dir: str | os.PathLike | None,
+               force: bool, specs: Sequence[ArchiveSpec], download_fn: DownloadFn, homepage: str,
+               build: Callable[[Path, list[Path]], tuple[list, Any]], extracted: Path | None = None) -> Path:
+    """The steps every full-reference script of source 002 shares: output folder, archives (fetched,
+    or an ``extracted`` release instead), ``build(tmp, sources) -> (samples, meta)`` inside an
+    atomic folder, the manifest, first-use records, a closing line. ``sources`` are the archives
+    in ``specs`` order, or ``[extracted]``."""
+    from robustbook.atomic import atomic_dir
+    from robustbook.data.manifest import write_dataset
+
+    out, archives, keep = output_folder(name, data_root, archive_dir, force)
+    if keep:
+        return out
+    paths = [] if extracted is not None else [fetch_or_explain(s, archives, download_fn, homepage) for s in specs]
+    with atomic_dir(out) as tmp:
+        samples, meta = build(tmp, paths or [extracted])
+        meta.extra.setdefault("archives", {p.name: archive_digest(p, s) for p, s in zip(paths, specs, strict=False)}
+                              if paths else {"extracted": str(extracted)})
+        write_dataset(tmp, samples, meta)
+    record_archives(*paths)
+    print(f"{name}: {len(samples)} samples of {len({s.ref_id for s in samples})} references, "
+          f"split {split_counts(samples)}", file=sys.stderr)
+    return out
+
+
+def fr_parser(description: str, extracted: bool = True) -> argparse.ArgumentParser:
+    """:func:`base_parser` plus ``--extracted DIR`` (an unpacked release instead of the archive)."""
+    p = base_parser(description)
+    if extracted:
+        p.add_argument("--extracted", default=None,
+                       help="folder of an already unpacked release (no archive needed)")
+    return p
+
+
+__all__ += ["N_RANDOM_SPLITS", "SPLITS_FILE", "random_reference_splits", "fetch_or_explain", "unpack",
+            "source_folder", "prepare_fr", "fr_parser"]

@@ -18,3 +18,7 @@ def check(m: dict) -> None:
     assert 0 < m["params"]["birqa"] < 5e6
     assert m["speed"]["birqa"] > 0 and m["speed"]["lpips"] > 0
     assert sum(m["scorecard"].values()) >= 55  # every claim of the source gets a row
+    # FACPA (a trained generator) is a column of Table 3 and stays inside the L-infinity budget by construction
+    assert "facpa" in t3["base_birqa"] and -1 <= t3["base_birqa"]["facpa"] <= 1
+    assert m["speed"]["topiq_like"] > 0 and m["params"]["topiq_like"] > 0
+    assert m["t9"]["defences_run"] == 0  # Table 9's purification defences are not run (a "not reproduced" row)

@@ -52,3 +52,8 @@ from robustbook.attacks.configured import FAT  # noqa: E402  (CIFS chapter: frie
 from robustbook.attacks.fat import early_stopped_pgd  # noqa: E402
 
 __all__ += ["FAT", "early_stopped_pgd"]
+
+# BiRQA chapter (source 002): FACPA, a trained perturbation generator (Shumitskaya et al. 2023)
+from robustbook.attacks.facpa import FACPA, PerturbationGenerator, train_facpa  # noqa: E402
+
+__all__ += ["FACPA", "PerturbationGenerator", "train_facpa"]

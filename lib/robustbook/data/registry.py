@@ -80,6 +80,22 @@ REGISTRY["bundled-fr-iqa"] = Entry(
     build=_bundled_fr_iqa)
 
 
+# BiRQA chapter (source 002): the full-reference benchmarks of Tables 2, 6, 7 and 9
+for _e in [
+    Entry("csiq", "real", "fr-iqa", "CSIQ, 866 distorted images of 30 references, 6 distortions, DMOS "
+          "(Larson & Chandler 2010)", script="csiq.py"),
+    Entry("tid2013", "real", "fr-iqa", "TID2013, 3,000 distorted images of 25 references, 24 distortions x 5 levels, "
+          "MOS (Ponomarenko et al. 2013)", script="tid2013.py"),
+    Entry("pipal", "real", "fr-iqa", "PIPAL (NTIRE 2021 labelled release), 23,200 distorted images of 200 "
+          "references incl. restoration outputs, Elo MOS (Jinjin et al. 2020)", script="pipal.py"),
+    Entry("pieapp", "real", "fr-iqa", "PieAPP, 200 references, pairwise preferences; per-image scores of the "
+          "official test split (Prashnani et al. 2018)", script="pieapp.py"),
+    Entry("bapps", "real", "fr-iqa", "BAPPS 2AFC triplets (ref, p0, p1, human judge), official train/val "
+          "(Zhang et al. 2018)", script="bapps.py"),
+]:
+    REGISTRY[_e.name] = _e
+
+
 def prepare(name: str, root: str | Path | None = None, **kw: Any) -> Path:
     """The folder of data set ``name``, ready to read with :func:`robustbook.data.read_dataset`."""
     if name not in REGISTRY:

@@ -77,3 +77,8 @@ from robustbook.models.robust_block import StageList  # noqa: E402
 
 __all__ += ["pls_filter_importance", "StageList", "resnet50_stages", "vgg16_stages", "scnn_features",
             "load_pretrained", "WeightsMismatchError"]
+
+# BiRQA chapter: a TOPIQ-FR-structured baseline (random-init backbone; pyiqa is not installed)
+from robustbook.models.topiq_like import TOPIQLike  # noqa: E402
+
+__all__ += ["TOPIQLike"]
