@@ -11,7 +11,13 @@ def _attack_cells(node: dict) -> dict:
     return {k: v for k, v in node.items() if not k.startswith(("checks", "clean"))}
 
 
-def check(m: dict) -> None:
+#: the clean accuracy (%) every MNIST model of Tables 3.1-3.3 must beat, per profile: smoke (14 px, 600 images,
+#: 3 epochs, 80 test images: 17.5 % = 14 correct, p ≈ 0.03 at the 10 % chance rate; a smoke run reaches 25-33 %),
+#: quick (28 px, 4,000 images, 3+1 epochs at width 16) and full (the thesis: about 99.5 %)
+LEARNT = {"smoke": 17.5, "quick": 75.0, "full": 98.0}
+
+
+def check(m: dict, profile: str = "smoke") -> None:
     f = m["flows"]
     assert f["fan_crossings"] == 0 and f["sandwiched"] == 1, f             # Theorem 3.3.1, Fig. 3.2
     assert f["sandwich_deviation"] <= f["sandwich_bound"], f
@@ -31,14 +37,19 @@ def check(m: dict) -> None:
         assert widths["w64"]["rel_diff"] < 0.1 and widths["w64"]["tisode"] == widths["w64"]["cnn"], (arch, widths)
     assert m["data"]["mnist"]["side"] in (14, 28) and m["data"]["mnist"]["n_train"] > 0, m["data"]
 
-    # the models learnt something (10 classes: chance is 10 %; 17 % of 80 test images is 14, p ≈ 0.02 by chance)
-    for model in ("cnn", "ode"):
-        assert m["t31"]["mnist"][model]["clean"]["rob"] > 17, (model, m["t31"]["mnist"][model]["clean"])
+    # the MNIST models learnt the task, to the level the profile's budget reaches (mean over seeds)
+    for table, model in (("t31", "cnn"), ("t31", "ode"), ("t32", "cnn"), ("t32", "ode"), ("t32", "tisode")):
+        acc = m[table]["mnist"][model]["clean"]["rob"]
+        floor = LEARNT[profile]
+        assert acc > floor, f"{table} mnist {model}: clean accuracy {acc:.1f} % ({profile}: must be > {floor})"
 
     # every table, every model: attacked accuracy never above clean accuracy, the worst case over every attack
     # never above the worst case over the thesis' attacks, which is never above any of them alone; the attacked
     # images passed the sanity checks (no NaN, in [0, 1], within the budget)
     for table, models in TABLE_MODELS.items():
+        if table not in m:                                   # quick turns the matched-NFE comparison off
+            assert profile != "smoke", f"{table} did not run at smoke"
+            continue
         for ds, node in m[table].items():
             assert set(node) == models, (table, ds, sorted(node))
             for model, cells in node.items():
