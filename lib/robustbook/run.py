@@ -575,7 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--output", type=Path, default=None,
                    help="build root (default: the repository; HTML in _build/html)")
     b.add_argument("--jobs", "-j", type=int, default=None,
-                   help="chapters executed at once (default: one per core on up to 3 cores, one per two cores above; at most the number of chapters)")
+                   help=("chapters executed at once (default: one per core on up to 3 cores, one per two cores "
+                         "above; at most the number of chapters)"))
     return ap
 
 
