@@ -63,6 +63,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 #: ablation groups (parameter ``ablations``) -> the variants they add
 ABLATIONS = {"imgf": ("cifs_sigmoid", "cifs_softplus", "cifs_softmax_one", "cifs_softmax_k"),
+             "scale": ("cifs_softmax_one", "cifs_softmax_k"),
              "beta": ("cifs_beta0.1", "cifs_beta1", "cifs_beta10", "cifs_beta100"),
              "position": ("cifs_P1", "cifs_P2"), "probe": ("cifs_linear",), "topk": ("cifs_top1", "cifs_top3"),
              "fat": ("vanilla_fat", "cifs_fat")}
@@ -74,13 +75,15 @@ LABELS = {"normal": "Normal (clean training)", "vanilla": "Vanilla", "cas": "CAS
           "cifs_top3": "top-3", "vanilla_fat": "Vanilla-FAT", "cifs_fat": "CIFS-FAT"}
 
 
-def variants(ablations: list[str]) -> list[str]:
-    """The main models plus every variant of the chosen ablation groups."""
+def variants(ablations: list[str], softmax_scale: str | None = None) -> list[str]:
+    """The main models plus every variant of the chosen ablation groups (without a softmax-total variant
+    that repeats the chapter's ``softmax_scale``, which the main CIFS model already has)."""
     out = list(MAIN)
     for group in ablations:
         if group == "none":
             continue
-        out += [v for v in ABLATIONS[group] if v not in out]
+        out += [v for v in ABLATIONS[group]
+                if v not in out and VARIANTS[v].get("softmax_scale", "-") != softmax_scale]
     return out
 
 
@@ -382,6 +385,9 @@ def coverage(cfg: Any, get: Callable[[str], Any], key: dict[str, str]) -> list[d
             "",
         ),
         ("Fig. 4.3 IMGF comparison", need("imgf" in abl, f"ablations = {sorted(abl)} (needs imgf)"), ""),
+        ("Softmax total: thesis (1) and authors' code (×k) beside the chapter's",
+         need(bool({"imgf", "scale"} & abl), f"ablations = {sorted(abl)} (needs scale or imgf)"),
+         f"chapter: softmax_scale = {cfg.softmax_scale}"),
         (
             "Fig. 4.4 training curves",
             need(True, ""),
