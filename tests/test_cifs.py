@@ -84,6 +84,17 @@ def test_cifs_rescales_channels_by_the_mask() -> None:
         CIFS(4, 3, k=4)
 
 
+@pytest.mark.parametrize("scale, total", [("one", 1.0), ("k", 2.0), ("channels", 6.0)])
+def test_softmax_scale_sets_the_masks_total(scale: str, total: float) -> None:
+    mod = CIFS(6, 3, k=2, softmax_scale=scale)
+    g = torch.randn(4, 6)
+    assert torch.allclose(mod.mask(g).sum(1), torch.full((4,), total))
+    if scale == "channels":                                # a uniform mask leaves the block unchanged
+        assert torch.allclose(mod.mask(torch.zeros(2, 6)), torch.ones(2, 6))
+    with pytest.raises(ValueError, match="softmax_scale"):
+        CIFS(6, 3, softmax_scale="two")
+
+
 def test_cas_masks_with_the_class_weights() -> None:
     torch.manual_seed(2)
     mod = CAS(4, 3)

@@ -147,6 +147,11 @@ def test_plan_jobs_divides_the_cores():
         runner.plan_jobs(3, jobs=0)
 
 
+def test_single_run_is_single_threaded_on_small_machines():
+    assert runner.single_run_threads(cores=2) == 1      # 2 OpenMP threads on 2 busy cores spin (CIFS 18x slower)
+    assert runner.single_run_threads(cores=8) == 8
+
+
 def test_chapter_env_sets_threads_unless_the_user_did(tmp_path, monkeypatch):
     spec = load_chapter(fake_book(tmp_path, {"t": "pass"}, timeout=10) / "t" / "chapter.yml")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", runner.CELL_TIMEOUT_ENV, runner.TIMEOUT_SCALE_ENV):

@@ -16,9 +16,12 @@ non-negative or signed per-sample factor; they return ``(z̄, raw_logits)``.
    true label. The gradient is taken with ``create_graph`` whenever autograd is recording, so
    training and white-box attacks differentiate *through* the mask (no gradient masking).
 3. **Importance mask** by an IMGF (section 4.3.2): ``sigmoid(α g)`` (α = 10), ``softplus(α g)/α``
-   (α = 5) or ``softmax(g / T)`` over channels (T = 1; sums to one as printed in the thesis;
-   ``softmax_scale="k"`` multiplies it by ``k`` as the authors' released code does), and the
-   channel rescaling of eq. (4.2): ``z̄ = z ⊗ m``.
+   (α = 5) or ``softmax(g / T)`` over channels (T = 1), and the channel rescaling of eq. (4.2):
+   ``z̄ = z ⊗ m``. The softmax mask's total is ``softmax_scale``: ``"one"`` sums to one as printed
+   in the thesis (so the block's output shrinks by about 1/C), ``"k"`` multiplies it by ``k`` as
+   the authors' released code does (``F.softmax(...) * 2`` in ``models/nets/resnet_CIFS.py`` of
+   github.com/HanshuYAN/CIFS, with k = 2 hard-coded), and ``"channels"`` multiplies it by C, so
+   that a uniform mask is 1 and the block keeps its scale (the book's choice for short runs).
 
 :class:`CAS` (Bai et al., ICLR 2021): an auxiliary GAP → Linear classifier whose weight row of
 the true class (training) or of the predicted class (inference) multiplies the channels.
@@ -35,11 +38,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CIFS", "CAS", "IMGFS", "importance_mask", "topk_indices", "feed_labels", "LabelFeeder"]
+__all__ = ["CIFS", "CAS", "IMGFS", "SOFTMAX_SCALES", "importance_mask", "topk_indices", "feed_labels", "LabelFeeder"]
 
 #: importance-mask generating functions and their default parameter (α, or the temperature T for softmax)
 IMGFS = {"softmax": 1.0, "softplus": 5.0, "sigmoid": 10.0}
 PROBES = ("linear", "mlp")
+#: totals of the softmax mask: 1 (thesis), k (authors' code), C (a uniform mask is all ones)
+SOFTMAX_SCALES = ("one", "k", "channels")
 
 
 def importance_mask(g: torch.Tensor, imgf: str = "softmax", param: float | None = None, *,
@@ -94,7 +99,9 @@ class CIFS(nn.Module):
         k: how many top logits the relevance sums (thesis: 2).
         imgf: ``"softmax"`` (thesis default, T = 1), ``"softplus"`` (α = 5) or ``"sigmoid"`` (α = 10).
         imgf_param: α or T; None = the thesis' value.
-        softmax_scale: ``"one"`` (the thesis: the mask sums to 1) or ``"k"`` (the authors' code: × k).
+        softmax_scale: the softmax mask's total: ``"one"`` (the thesis: it sums to 1), ``"k"`` (the
+            authors' released code: × k) or ``"channels"`` (× C: a uniform mask is all ones, the
+            block keeps its scale). Other IMGFs ignore it.
         hidden: width of the MLP probe (thesis: 128).
 
     ``forward(z, labels=None) -> (z̄, probe_logits)``.
@@ -113,8 +120,9 @@ class CIFS(nn.Module):
             raise ValueError(f"k must be at most num_classes ({num_classes}), got {k}")
         if probe not in PROBES:
             raise ValueError(f"probe must be one of {PROBES}, got {probe!r}")
-        if softmax_scale not in ("one", "k"):
-            raise ValueError(f"softmax_scale must be 'one' (thesis) or 'k' (authors' code), got {softmax_scale!r}")
+        if softmax_scale not in SOFTMAX_SCALES:
+            raise ValueError(f"softmax_scale must be one of {SOFTMAX_SCALES} ('one': the thesis, 'k': the authors' "
+                             f"code, 'channels': × C), got {softmax_scale!r}")
         importance_mask(torch.zeros(1, 1), imgf, imgf_param)  # validates imgf and its parameter
         self.channels, self.num_classes, self.k = channels, num_classes, k
         self.probe_kind, self.imgf, self.imgf_param, self.softmax_scale = probe, imgf, imgf_param, softmax_scale
@@ -152,7 +160,7 @@ class CIFS(nn.Module):
 
     def mask(self, g: torch.Tensor) -> torch.Tensor:
         """The importance mask ``m`` of relevances ``g`` by this module's IMGF."""
-        scale = float(self.k) if self.softmax_scale == "k" else 1.0
+        scale = {"one": 1.0, "k": float(self.k), "channels": float(self.channels)}[self.softmax_scale]
         return importance_mask(g, self.imgf, self.imgf_param, softmax_scale=scale)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
