@@ -142,7 +142,7 @@ def test_bsd500_checks_counts_and_ids(tmp_path):
 
 # ------------------------------------------------------------------ PolyU and CC
 
-@pytest.mark.parametrize(("script", "make", "n"), [(polyu, make_polyu, 3), (cc, make_cc, 3)])
+@pytest.mark.parametrize("script, make, n", [(polyu, make_polyu, 3), (cc, make_cc, 3)])
 def test_pairs_are_indexed_noisy_with_clean_reference(tmp_path, script, make, n):
     make(tmp_path / "archives")
     out = script.prepare(tmp_path, download_fn=no_download, check_counts=False)
