@@ -147,13 +147,34 @@ def first_images(sets: Mapping[str, NoisySet], n: int) -> dict[str, NoisySet]:
     return out
 
 
+def apply(model: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    """A denoiser's output in [0, 1]: a module is run by ``denoise``, any other callable (BM3D) directly."""
+    return denoise(model, y) if isinstance(model, torch.nn.Module) else model(y).clamp(0, 1)
+
+
 def unseen_psnr(model: Callable[[torch.Tensor], torch.Tensor], sets: Mapping[str, NoisySet]) -> dict[str, float]:
     """Mean per-image PSNR of ``model`` on each unseen-noise set (a module is run by ``denoise``)."""
-    def run(y: torch.Tensor) -> torch.Tensor:
-        return denoise(model, y) if isinstance(model, torch.nn.Module) else model(y).clamp(0, 1)
-
-    return {name: float(np.mean(np.concatenate([psnr(run(y), x, reduction="none").numpy() for y, x in groups])))
+    return {name: float(np.mean(np.concatenate([psnr(apply(model, y), x, reduction="none").numpy()
+                                                for y, x in groups])))
             for name, groups in sets.items()}
+
+
+def reconstructions_figure(denoisers: Mapping[str, Callable[[torch.Tensor], torch.Tensor]], y: torch.Tensor,
+                           x: torch.Tensor, title: str) -> tuple[Any, dict[str, float]]:
+    """Fig. 2.7: the noisy image ``y`` (1, C, H, W), each denoiser's reconstruction and the clean ``x``, with
+    their PSNR. Returns ``(figure, {name: PSNR})`` (the noisy input included)."""
+    import matplotlib.pyplot as plt
+
+    outs = {"noisy input": y.clamp(0, 1), **{k: apply(f, y) for k, f in denoisers.items()}}
+    scores = {k: float(psnr(v, x)) for k, v in outs.items()}
+    panels = [*outs.items(), ("clean (G.T.)", x)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.9 * len(panels), 2.4))
+    for a, (k, img) in zip(axes, panels, strict=True):
+        a.imshow(img[0].permute(1, 2, 0).squeeze(-1).clamp(0, 1), cmap="gray", vmin=0, vmax=1)
+        a.set_title(k + (f"\n{scores[k]:.2f} dB" if k in scores else ""), fontsize=8)
+        a.axis("off")
+    fig.suptitle(title, fontsize=9)
+    return fig, scores
 
 
 def noisy_inputs_psnr(sets: Mapping[str, NoisySet]) -> dict[str, float]:
