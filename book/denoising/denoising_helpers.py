@@ -394,6 +394,20 @@ def reasons(m: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
                      default=0.0)
         out.append(f"HAT − vAT under attack on the {part} test set: {min(gaps):+.2f} to {max(gaps):+.2f} dB"
                    + (f" (largest seed std {spread:.2f} dB)." if spread > 0 else " (one seed: no spread measured)."))
+    alpha = m.get("alpha", {})
+    if alpha:
+        atk = ", ".join(f"{k.replace('p', '.')}: {v['Atk']:.2f}" for k, v in alpha.items())
+        gauss = ", ".join(f"{k.replace('p', '.')}: {v['N']:.2f}" for k, v in alpha.items())
+        best = m["ablation"]["best_alpha_atk"]
+        if not 1.0 <= best <= 2.0 or m["ablation"]["n_drop_alpha"] <= 0:
+            out.append(f"Fig. 2.5 at this run: ObsAtk PSNR by α {atk} dB and Gaussian-noise PSNR {gauss} dB (one "
+                       "seed); as with NT on Gaussian noise, the attacked copies seem to act as extra training data "
+                       "for these small models, so robustness and clean PSNR rise together instead of trading off.")
+    us = m.get("unseen_shape", {})
+    if us and min(us["hat_beats_nt_frac"], us["hat_beats_vat_frac"]) < 1:
+        worst = min((m["unseen"]["HAT"][k] - m["unseen"]["NT"][k], k) for k in m["unseen"]["HAT"])
+        out.append(f"Unseen noise: HAT's largest deficit to NT is {worst[0]:+.2f} dB ({worst[1]}), against an average "
+                   f"gain of {us['hat_minus_nt_mean']:+.2f} dB over the sets.")
     for k, v in m["convergence"].items():
         extra = v[f"steps_{cfg['atk_steps']}"] - v[f"steps_{cfg['atk_steps_check']}"]
         if extra > 0.1:
