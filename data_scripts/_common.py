@@ -39,7 +39,7 @@ from robustbook.data.download import (
     verify_file,
     write_sidecar,
 )
-from robustbook.data.manifest import ManifestError, read_dataset
+from robustbook.data.manifest import ManifestError, Sample, read_dataset
 from robustbook.data.root import ENV_VAR as ROOT_ENV
 from robustbook.data.root import data_root as _data_root
 
@@ -85,6 +85,7 @@ class ArchiveSpec:
     url: str
     sha256: str | None = None     # None: no official checksum; trust on first use (``<file>.sha256``)
     size: int | None = None
+    manual: bool = False          # behind a request form or a cloud drive: placed by hand, never downloaded
 
 
 def resolve_dirs(data_root: str | os.PathLike | None, archive_dir: str | os.PathLike | None) -> tuple[Path, Path]:
@@ -146,6 +147,11 @@ def fetch_archive(spec: ArchiveSpec, archive_dir: Path, download_fn: DownloadFn)
     :func:`record_archives` once the data set was built from the archive.
     """
     dest = archive_dir / spec.filename
+    if not dest.is_file() and spec.manual:
+        raise DownloadError(f"{spec.filename} is not in the archive folder {archive_dir}, and this script cannot "
+                            f"download it (the data set's page hands it out after a form or from a cloud drive). "
+                            f"Get it from\n    {spec.url}\n(accepting the data set's terms), place it at\n    {dest}\n"
+                            f"under exactly that name, and run again.", url=spec.url, dest=dest)
     if not dest.is_file():
         ensure_writable_dir(archive_dir, "archive folder", "--archive-dir DIR (or --data-root DIR)")
         had_record = read_sidecar(dest) is not None
@@ -318,10 +324,78 @@ def run(prepare: Callable[[], Path]) -> int:
     return 0
 
 
+# ----------------------------------------------------------- denoising sets (source 003, chapter 2)
+
+#: what ``dataset.json`` says about every denoising set: clean images (and noisy ones) carry no score
+DENOISING_SCORE = {"task": "denoising", "score_name": "none", "score_range": (0.0, 1.0), "higher_is_better": True}
+
+
+def build_denoising_set(out: Path, name: str, fill: Callable[[Path], list[Sample]], *, source: str, notes: str,
+                        archives: Sequence[tuple[Path, ArchiveSpec]], extra: Mapping[str, Any] | None = None) -> Path:
+    """Build the denoising data set ``out`` atomically: ``fill(tmp)`` puts the images into the hidden
+    temporary folder and returns their :class:`Sample` rows; then the manifest and ``dataset.json``
+    (task ``denoising``, score 0, the archives' digests) are written, the folder is renamed onto ``out``
+    and the archives' first-use digests are recorded. Prints the split counts; returns ``out``."""
+    from robustbook.atomic import atomic_dir
+    from robustbook.data.manifest import DatasetMeta, write_dataset
+
+    with atomic_dir(out) as tmp:
+        samples = fill(tmp)
+        if not samples:
+            raise ArchiveError(f"{name}: the archives held no images; they are not the expected ones")
+        meta = DatasetMeta(name=name, source=source, notes=notes, **DENOISING_SCORE,
+                           extra={**(extra or {}), "archives": {p.name: archive_digest(p, s) for p, s in archives}})
+        write_dataset(tmp, samples, meta)
+    record_archives(*(p for p, _ in archives))
+    print(f"{name}: {len(samples)} images, split {split_counts(samples)}", file=sys.stderr)
+    return out
+
+
+def extract_pairs(archive: Path, folder: str, dest: Path, *, noisy: str, clean: str,
+                  exts: Sequence[str] = (".png", ".jpg", ".jpeg")) -> list[tuple[str, Path, Path]]:
+    """Extract ``folder/`` of ``archive`` into ``dest`` and match its noisy/clean pairs by name:
+    ``<stem><noisy><ext>`` with ``<stem><clean><ext>`` (e.g. ``_real.JPG`` / ``_mean.JPG`` of PolyU and CC).
+    Returns ``[(stem, noisy path, clean path)]`` sorted by stem; :class:`ArchiveError` for a folder
+    without pairs or an image without its partner. Other files (e.g. a method's outputs) are ignored."""
+    from robustbook.data.download import extract
+
+    src = extract(archive, dest, members_prefix=find_folder_prefix(archive, folder))
+    found: dict[str, dict[str, Path]] = {}
+    for f in src.iterdir():
+        if not f.is_file() or f.suffix.lower() not in exts:
+            continue
+        for role, suffix in (("noisy", noisy), ("clean", clean)):
+            if f.stem.endswith(suffix):
+                found.setdefault(f.stem[:-len(suffix)], {})[role] = f
+    if not found:
+        raise ArchiveError(f"{folder}/ in {archive} holds no *{noisy}/*{clean} image pairs: it is not the "
+                           f"expected archive; delete it and download it again")
+    lonely = sorted(stem for stem, roles in found.items() if len(roles) != 2)
+    if lonely:
+        raise ArchiveError(f"{folder}/ in {archive}: {len(lonely)} image(s) without their noisy or clean partner "
+                           f"(e.g. {lonely[0]!r}); the archive is incomplete, delete it and download it again")
+    return [(stem, found[stem]["noisy"], found[stem]["clean"]) for stem in sorted(found)]
+
+
+def pair_samples(tmp: Path, pairs: Sequence[tuple[str, Path, Path]], name: str, split: str) -> list[Sample]:
+    """Move each (noisy, clean) pair of :func:`extract_pairs` into ``tmp/noisy`` and ``tmp/clean`` and index it;
+    image = noisy, reference = clean (PolyU, CC)."""
+    (tmp / "noisy").mkdir()
+    (tmp / "clean").mkdir()
+    samples = []
+    for stem, noisy, clean in pairs:
+        os.replace(noisy, tmp / "noisy" / f"{stem}{noisy.suffix}")
+        os.replace(clean, tmp / "clean" / f"{stem}{clean.suffix}")
+        samples.append(Sample(image=f"noisy/{stem}{noisy.suffix}", reference=f"clean/{stem}{clean.suffix}",
+                              score=0.0, ref_id=stem, split=split, distortion=name))
+    return samples
+
+
 __all__ = ["ARCHIVE_SUBDIR", "ArchiveSpec", "LabelFileError", "DataRootError", "ensure_writable_dir",
            "resolve_dirs", "is_complete", "output_folder", "split_counts", "array_items", "fetch_archive",
            "record_archives", "archive_digest", "seed_int", "positive_int", "find_folder_prefix", "find_file_prefix",
-           "read_label_csv", "parse_score", "base_parser", "archive_main", "run"]
+           "read_label_csv", "parse_score", "base_parser", "archive_main", "run", "DENOISING_SCORE",
+           "build_denoising_set", "extract_pairs", "pair_samples"]
 
 
 # ------------------------------------------------------------------ full-reference sets of source 002

@@ -23,18 +23,18 @@ def _png(rng: np.random.Generator, size: int = 12) -> bytes:
     return buf.getvalue()
 
 
-def make_archive(folder: Path, decoy_set68: bool = True, counts=(3, 2, 4)) -> Path:
+def make_archive(folder: Path, decoy_set68: bool = True, counts=(3, 2, 4), size: int = 12) -> Path:
     """DnCNN-master.zip with Train400, testsets/Set12, testsets/BSD68 (and the repository's other Set68 folder)."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "DnCNN-master.zip"
     with zipfile.ZipFile(path, "w") as zf:
         for i in range(counts[0]):
-            zf.writestr(f"{TRAIN}/test_{i + 1:03d}.png", _png(rng))
+            zf.writestr(f"{TRAIN}/test_{i + 1:03d}.png", _png(rng, size))
         for i in range(counts[1]):
-            zf.writestr(f"DnCNN-master/testsets/Set12/{i + 1:02d}.png", _png(rng))
+            zf.writestr(f"DnCNN-master/testsets/Set12/{i + 1:02d}.png", _png(rng, size))
         for i in range(counts[2]):
-            zf.writestr(f"DnCNN-master/testsets/BSD68/test{i + 1:03d}.png", _png(rng))
+            zf.writestr(f"DnCNN-master/testsets/BSD68/test{i + 1:03d}.png", _png(rng, size))
         if decoy_set68:
             zf.writestr("DnCNN-master/TrainingCodes/DnCNN_TrainingCodes_v1.0/data/Test/Set68/test004.png", _png(rng))
         zf.writestr("DnCNN-master/README.md", "DnCNN")

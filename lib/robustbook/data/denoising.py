@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -29,7 +30,8 @@ from torch.utils.data import Dataset
 
 from robustbook.data.bundled import PHOTOS, load_photo
 
-__all__ = ["COLOUR_PHOTOS", "TEST_PHOTOS", "photo_split", "test_crops", "train_patches", "NoisyPairs",
+__all__ = ["COLOUR_PHOTOS", "TEST_PHOTOS", "photo_split", "test_crops", "train_patches", "patches_from_images",
+           "paired_patches", "NoisyPairs",
            "gaussian", "uniform", "poisson_gaussian", "demosaic_noise", "jpeg_noise", "UNSEEN_NOISE",
            "unseen_noise"]
 
@@ -94,18 +96,44 @@ def train_patches(channels: int, patch: int, n: int, seed: int,
     """
     if patch < 8 or n < 1:
         raise ValueError(f"patch must be >= 8 and n >= 1, got {patch}, {n}")
-    rng = np.random.default_rng(seed)
     images = [_photo(p, channels, s) for p in photo_split(channels)[0] for s in scales]
-    images = [im for im in images if min(im.shape[1:]) >= patch]
-    out = np.empty((n, channels, patch, patch), dtype=np.float32)
+    return patches_from_images(images, patch, n, seed)
+
+
+def _as_float(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+
+
+def patches_from_images(images: Sequence[np.ndarray], patch: int, n: int, seed: int) -> torch.Tensor:
+    """``n`` random ``patch × patch`` crops of ``(C, H, W)`` images (float in [0, 1] or uint8), each
+    flipped/rotated by one of the 8 dihedral transforms; float32 ``(n, C, p, p)``. Images smaller than
+    the patch are skipped. Seeded. Serves the bundled photographs and the real training sets alike."""
+    return paired_patches([(im, None) for im in images], patch, n, seed)[0]
+
+
+def paired_patches(pairs: Sequence[tuple[np.ndarray, np.ndarray | None]], patch: int, n: int,
+                   seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Crops at the same place of each ``(a, b)`` pair of same-shape images (e.g. SIDD's noisy and clean
+    shots, for Noise2Clean), with the same dihedral transform; ``(A, B)`` float32 ``(n, C, p, p)``
+    (``B`` is None when every ``b`` is None). Seeded."""
+    if patch < 8 or n < 1:
+        raise ValueError(f"patch must be >= 8 and n >= 1, got {patch}, {n}")
+    rng = np.random.default_rng(seed)
+    pairs = [(a, b) for a, b in pairs if min(a.shape[1:]) >= patch]
+    if not pairs:
+        raise ValueError(f"no training image is at least {patch} px on each side")
+    with_b = pairs[0][1] is not None
+    channels = pairs[0][0].shape[0]
+    out = [np.empty((n, channels, patch, patch), dtype=np.float32) for _ in range(1 + with_b)]
     for k in range(n):
-        im = images[rng.integers(len(images))]
-        r = rng.integers(im.shape[1] - patch + 1)
-        c = rng.integers(im.shape[2] - patch + 1)
-        p = im[:, r:r + patch, c:c + patch]
-        p = np.rot90(p, k=int(rng.integers(4)), axes=(1, 2))
-        out[k] = p[:, :, ::-1] if rng.integers(2) else p
-    return torch.from_numpy(out)
+        a, b = pairs[rng.integers(len(pairs))]
+        r = rng.integers(a.shape[1] - patch + 1)
+        c = rng.integers(a.shape[2] - patch + 1)
+        rot, flip = int(rng.integers(4)), bool(rng.integers(2))
+        for j, im in enumerate((a, b)[:1 + with_b]):
+            p = np.rot90(_as_float(im[:, r:r + patch, c:c + patch]), k=rot, axes=(1, 2))
+            out[j][k] = p[:, :, ::-1] if flip else p
+    return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if with_b else None)
 
 
 class NoisyPairs(Dataset):

@@ -95,6 +95,24 @@ for _e in [
 ]:
     REGISTRY[_e.name] = _e
 
+# Denoising chapter (source 003, ch. 2): clean test/training sets and real-noise pairs
+for _e in [
+    Entry("dncnn-gray", "real", "denoising", "Train400, Set12 and Set68 (BSD68), grayscale (Zhang et al. 2017)",
+          script="dncnn_sets.py"),
+    Entry("kodak24", "real", "denoising", "Kodak24, 24 colour photographs (Kodak PhotoCD)", script="kodak24.py"),
+    Entry("bsd500", "real", "denoising", "BSD432 (BSDS500 without the 68 test images) and CBSD68, colour",
+          script="bsd500.py"),
+    Entry("polyu", "real", "denoising", "PolyU, 100 real noisy/clean 512x512 crops (Xu et al. 2018)",
+          script="polyu.py"),
+    Entry("cc", "real", "denoising", "CC, 15 real noisy/clean 512x512 crops (Nam et al. 2016; Xu et al. 2017)",
+          script="cc.py"),
+    Entry("sidd-small", "real", "denoising", "SIDD-small, 160 sRGB smartphone noisy/ground-truth pairs "
+          "(Abdelhamed et al. 2018)", script="sidd_small.py"),
+    Entry("sidd-val", "real", "denoising", "SIDD validation, 1,280 sRGB 256x256 noisy/ground-truth blocks",
+          script="sidd_val.py"),
+]:
+    REGISTRY[_e.name] = _e
+
 
 def prepare(name: str, root: str | Path | None = None, **kw: Any) -> Path:
     """The folder of data set ``name``, ready to read with :func:`robustbook.data.read_dataset`."""
