@@ -129,8 +129,10 @@ def _robustblock(model, setup, input_size):
     hook.remove()
     model.train(probe)
     _, c, h, w = shapes["out"]
-    if h != w:
-        raise ValueError(f"the RobustBlock needs a square map after {setup.robustblock_after}, got {h}x{w}")
+    if h != w or h < 3:
+        raise ValueError(f"the RobustBlock's 3x3 orthogonal convolution needs a square map of at least 3 px after "
+                         f"{setup.robustblock_after}, got {h}x{w} for {input_size}-px images: use larger images or a "
+                         "smaller stem stride")
     setattr(trunk, setup.robustblock_after, nn.Sequential(stage, RobustBlock(int(c), int(h))))
     return model
 

@@ -1,0 +1,45 @@
+"""Smoke-run checks of the arena chapter: every defence trained and judged, intervals that contain their point,
+a worst case no better than clean, costs measured, LWTA's randomness seen, and a complete scorecard."""
+import math
+
+DEFENCES = ("plain", "at", "stnorm", "lwta", "denoise", "robustblock", "aat", "r", "at_label")
+
+
+def _num(v, where):
+    assert isinstance(v, (int, float)) and math.isfinite(v), f"{where} is not a finite number: {v!r}"
+    return v
+
+
+def check(m: dict) -> None:
+    a = m["arena"]
+    assert set(a) == set(DEFENCES), sorted(a)
+    for n in DEFENCES:
+        r = a[n]
+        c = r["clean"]
+        assert _num(c["low"], n) <= _num(c["srocc"], n) <= _num(c["high"], n), (n, c)
+        assert r["worst"], n
+        for e, w in r["worst"].items():
+            assert w["low"] <= w["srocc"] <= w["high"], (n, e, w)
+            assert w["r_low"] <= _num(w["r_score"], f"{n}.{e}.r_score") <= w["r_high"], (n, e, w)
+            # the worst case counts the clean image as a candidate: its objective is never below the clean one
+            assert w["objective"] >= w["clean_objective"] - 1e-9, (n, e, w)
+            assert sum(w["wins"].values()) == m["data"]["n_test"], (n, e, w["wins"])
+        # every defence met at least FGSM, PGD, APGD and Square at every budget
+        for e, atk in r["attacks"].items():
+            assert {"FGSM", "PGD", "APGD", "Square"} <= set(atk), (n, e, sorted(atk))
+        assert _num(r["cost_ratio"], f"{n}.cost_ratio") > 0
+        assert m["train"][n]["cpu_s"] > 0
+    assert a["plain"]["cost_ratio"] == 1.0
+    # the adaptive options were used: BPDA's twin without it for ST Norm, the own-loss PGD for the AT family
+    for e in a["stnorm"]["attacks"]:
+        assert "PGD (no BPDA)" in a["stnorm"]["attacks"][e]
+        for n in ("at", "r", "at_label", "aat"):
+            assert "PGD (own loss)" in a[n]["attacks"][e], (n, e)
+    # LWTA samples at test time: the randomness check must see it (that is why it is attacked with EOT)
+    assert "randomness" in a["lwta"]["flags"], a["lwta"]["flags"]
+    assert "randomness" not in a["plain"]["flags"], a["plain"]["flags"]
+    # adversarial training costs more than plain training (a PGD attack on every batch)
+    assert all(a[n]["cost_ratio"] > 1.0 for n in ("at", "r", "at_label", "aat")), {n: a[n]["cost_ratio"] for n in a}
+    sc = m["scorecard"]
+    assert sum(sc.values()) == 14, sc
+    assert m["scorecard_by_source"]["000"]["of"] == 6
