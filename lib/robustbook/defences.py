@@ -114,7 +114,8 @@ def _robustblock(model, setup, input_size):
     trunk = getattr(model, "trunk", None)
     stage = getattr(trunk, setup.robustblock_after, None) if trunk is not None else None
     if stage is None:
-        raise ValueError(f"the RobustBlock goes after a stage of a ResNet trunk (model.trunk.{setup.robustblock_after}); "
+        raise ValueError("the RobustBlock goes after a stage of a ResNet trunk "
+                         f"(model.trunk.{setup.robustblock_after}); "
                          f"{type(model).__name__} has none")
     shapes: dict[str, torch.Size] = {}
 
