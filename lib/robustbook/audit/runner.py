@@ -173,7 +173,7 @@ def _worst(clean: np.ndarray, cands: list[np.ndarray], objective: Callable[[np.n
 
 # --------------------------------------------------------------------------- running attacks
 def _fingerprint(model: nn.Module, data: AuditData, extra: dict) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}".encode())
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
