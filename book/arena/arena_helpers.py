@@ -7,28 +7,26 @@ intervals in :mod:`robustbook.metrics`. This module only wires them together for
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from robustbook import attacks, defences, metrics
-from robustbook.attacks import losses
+from robustbook import defences
+from robustbook.audit import run_audit
+from robustbook.audit.suite import AuditProfile
 from robustbook.cache import cached_state
 from robustbook.data import load_split, prepare
-from robustbook.evaluate import attack_quality
 from robustbook.models import resnet_iqa
 from robustbook.scorecard import Claim
 from robustbook.seeding import seed_everything
 
 ORDER = defences.names()
 LABEL = {n: d.label for n, d in defences.DEFENCES.items()}
-#: the loss each adversarially trained defence's own training attack maximises ("the defence's own loss")
-OWN_LOSS = {"at": losses.mse_away, "r": losses.score_up, "at_label": losses.score_up, "aat": losses.score_up}
+#: the audit suite's families the arena runs (UAP and stAdv are left to the audit chapter: time)
+FAMILIES = ("FGSM", "PGD", "APGD", "Square")
 
 
 def ekey(e: float) -> str:
@@ -91,58 +89,39 @@ def trained(cfg: Mapping[str, Any], name: str, data: dict) -> tuple[torch.nn.Mod
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
-def attack_set(cfg: Mapping[str, Any], name: str, eps_255: float, gen: torch.Generator) -> dict[str, Any]:
-    """The attacks at one budget, every gradient attack told about the defence (EOT, BPDA).
+def audit_profile(cfg: Mapping[str, Any], n_train: int) -> AuditProfile:
+    """The audit suite's sizes at this chapter's parameters (the suite itself is fixed and versioned)."""
+    return AuditProfile("arena-" + str(cfg["attack_steps"]), n_images=0, n_train=n_train, crop=cfg["crop"],
+                        per_photo=cfg["per_photo"], pgd_steps=cfg["attack_steps"], pgd_restarts=cfg["restarts"],
+                        apgd_steps=cfg["attack_steps"], square_queries=cfg["square_queries"], stadv_steps=1,
+                        uap_epochs=1, cw_steps=1, eot_draws=cfg["eot"], n_boot=cfg["bootstrap"],
+                        model_checks=cfg["model_checks"], chunk=256)
 
-    All pull each score to the mirror image of its label (the ranking attack of chapter 0, the strongest on
-    SROCC); the adversarially trained defences also meet their own training attack's loss; ST Norm is also
-    attacked without BPDA (so BPDA can only add); Square is the black-box check.
-    """
+
+def evaluate(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, cfg: Mapping[str, Any],
+             x_train: torch.Tensor | None = None) -> dict:
+    """THE evaluation of one defence: the audit suite (``robustbook.audit.run_audit``, families FGSM, PGD, APGD and
+    Square in both directions at every ε) told about the defence (EOT, BPDA). Returns clean SROCC, the per-image
+    worst case by ranking at each ε with its interval and R-Score, the checks, the verdict and the attack time."""
     d = defences.DEFENCES[name]
-    e, k = eps_255 / 255, d.adaptive(cfg["eot"])
-    rank = losses.invert_ranking(0.0, 1.0)
-    out = {"FGSM": attacks.FGSM(e, loss=rank, **k),
-           "PGD": attacks.PGD(e, cfg["attack_steps"], restarts=cfg["restarts"], loss=rank, generator=gen, **k),
-           "APGD": attacks.APGD(e, cfg["attack_steps"], loss=rank, generator=gen, **k)}
-    if name in OWN_LOSS:
-        out["PGD (own loss)"] = attacks.PGD(e, cfg["attack_steps"], loss=OWN_LOSS[name], generator=gen, **k)
-    if d.bpda is not None:
-        out["PGD (no BPDA)"] = attacks.PGD(e, cfg["attack_steps"], loss=rank, generator=gen,
-                                           **{a: v for a, v in k.items() if a != "bpda"})
-    out["Square"] = attacks.Square(e, cfg["square_queries"], loss=rank, generator=gen, eot=k.get("eot", 1))
-    return out
-
-
-def srocc_ci(pred: torch.Tensor, y: torch.Tensor, n_boot: int, seed: int) -> dict[str, float]:
-    """SROCC with a 95 % percentile-bootstrap interval (the paired bootstrap against a constant: SROCC 0)."""
-    b = metrics.paired_bootstrap_srocc(y.numpy(), pred.numpy(), np.zeros(len(y)), n_resamples=n_boot, seed=seed)
-    return {"srocc": b.point, "low": b.ci_low, "high": b.ci_high}
-
-
-def evaluate(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, cfg: Mapping[str, Any]) -> dict:
-    """THE evaluation of one defence (the one place to switch to the audit suite): clean SROCC, the per-image worst
-    case over every adaptive attack at each ε, R-Score of that worst case, the checks and the attack time."""
-    gen = torch.Generator().manual_seed(cfg["seed"])
-    torch.manual_seed(cfg["seed"])  # LWTA's draws
-    rank = losses.invert_ranking(0.0, 1.0)
-    out: dict[str, Any] = {"worst": {}, "attacks": {}, "flags": set()}
-    t0 = time.perf_counter()
+    res = run_audit(model, (x, y, x if x_train is None else x_train), profile=audit_profile(cfg, len(x)),
+                    higher_is_better=True, progress=False, bpda=d.bpda, eot=cfg["eot"] if d.randomised else None,
+                    seed=cfg["seed"], model_label=LABEL[name], eps_255=tuple(cfg["eps"]), families=FAMILIES)
+    r = res.record
+    c = r["clean"]
+    out: dict[str, Any] = {"clean": {"srocc": c["srocc"], "low": c["srocc_ci"][0], "high": c["srocc_ci"][1],
+                                     "plcc": c["plcc"]}, "worst": {}, "attacks": {}}
     for e in cfg["eps"]:
-        rep = attack_quality(model, x, y, attack_set(cfg, name, e, gen), direction=rank,
-                             batch_size=len(y), model_checks=min(cfg["model_checks"], len(y)))
-        if "clean" not in out:
-            out["clean"] = srocc_ci(rep.clean_pred, y, cfg["bootstrap"], cfg["seed"])
-            out["clean"]["plcc"] = rep.clean["plcc"]
-        w = srocc_ci(rep.worst_pred, y, cfg["bootstrap"], cfg["seed"])
-        rs = metrics.r_score_ci(rep.clean_pred, rep.worst_pred)
-        out["worst"][ekey(e)] = {**w, "r_score": rs.value, "r_low": rs.low, "r_high": rs.high,
-                                 "wins": dict(rep.wins), "objective": rep.worst_case["objective"],
-                                 "clean_objective": rep.clean["objective"]}
-        out["attacks"][ekey(e)] = {k: v["srocc"] for k, v in rep.per_attack.items()}
-        out["flags"] |= {c.name for c in rep.checks.flagged} if hasattr(rep.checks, "flagged") else set()
-        out["checks_text"] = str(rep.checks)
-    out["flags"] = sorted(out["flags"])
-    out["eval_s"] = time.perf_counter() - t0
+        w = r["worst_case"][str(e)]["rank"]
+        out["worst"][ekey(e)] = {"srocc": w["srocc"], "low": w["srocc_ci"][0], "high": w["srocc_ci"][1],
+                                 "r_score": w["r_score"], "r_low": w["r_score_ci"][0], "r_high": w["r_score_ci"][1],
+                                 "wins": w["wins"], "worst_srocc": r["worst_case"][str(e)]["worst_srocc"]}
+        out["attacks"][ekey(e)] = {f"{v['family']} {v['direction']}": v["srocc"] for v in r["attacks"].values()
+                                   if v["eps_255"] == e}
+    out["flags"] = sorted(r["checks"]["flagged"])
+    out["verdict"], out["eot"] = r["verdict"], r["eot"]
+    out["checks_text"] = str(res.checks)
+    out["eval_s"] = r["wall_time_s"]
     return out
 
 
@@ -255,10 +234,11 @@ def choices(cfg: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         "training attack": (f"PGD-{cfg['train_steps']}, ε = {cfg['train_eps']:g}/255, batch statistics", "yes"),
         "AT": ("PGD AT mixed with the clean loss, α = 0.5 (eq. (4) of 000 with PGD)", "yes"),
         "RobustBlock position": ("after layer3 (between the last two blocks), no pruning", "yes"),
-        "evaluation attacks": (f"FGSM, PGD-{cfg['attack_steps']}×{cfg['restarts']}, APGD-{cfg['attack_steps']}, "
-                               f"Square-{cfg['square_queries']}, ranking-inversion loss; EOT {cfg['eot']} for LWTA; "
-                               "BPDA through ST Norm's threshold", "full: the sizes of the full profile"),
-        "worst case": ("per image, over all attacks, by the ranking objective", "yes"),
+        "evaluation attacks": (f"the audit suite's FGSM, PGD-{cfg['attack_steps']}×{cfg['restarts']}, "
+                               f"APGD-{cfg['attack_steps']}, Square-{cfg['square_queries']}, both directions (UAP and "
+                               f"stAdv left out for time); EOT {cfg['eot']} for LWTA; BPDA through ST Norm's threshold",
+                               "full: the sizes of the full profile"),
+        "worst case": ("per image, over all attacks at one ε, by the audit's ranking aim", "yes"),
         "intervals": (f"percentile bootstrap ({cfg['bootstrap']} resamples) for SROCC, t interval for R-Score", "yes"),
         "data": ("bundled proxy labels" if cfg["data_source"] == "bundled" else "KonIQ-10k",
                  "full: KonIQ-10k"),
