@@ -19,7 +19,7 @@ from robustbook.attacks import FixedReference
 from robustbook.cache import cached_state
 from robustbook.data import FlipRotateDataset, load_split, prepare
 from robustbook.evaluate import predict
-from robustbook.models import BiRQA, SmallIQANet, nr_iqa_model, resnet_iqa, straight_through_stnorm
+from robustbook.models import BiRQA, SmallIQANet, bpda_soft_threshold, nr_iqa_model, resnet_iqa
 from robustbook.models.birqa import lbp_surrogate
 from robustbook.seeding import seed_everything
 from robustbook.train import fit, make_loader
@@ -27,7 +27,7 @@ from robustbook.train import fit, make_loader
 #: name -> (label, chapter, full-reference, BPDA surrogate for the audit)
 KINDS = {
     "smalliqa": ("SmallIQANet", "chapter 0", False, None),
-    "stnorm": ("TinyResNet + ST Norm", "ST Norm", False, straight_through_stnorm),
+    "stnorm": ("TinyResNet + ST Norm", "ST Norm", False, bpda_soft_threshold),
     "linearity": ("Linearity (StagedNet)", "RobustBlock", False, None),
     "birqa": ("BiRQA", "BiRQA", True, lbp_surrogate),
 }

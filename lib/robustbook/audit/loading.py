@@ -97,12 +97,12 @@ def _lpips_like(**kw: Any) -> nn.Module:
 
 
 def _stnorm_bpda(model: nn.Module) -> ContextManager:
-    from robustbook.models import straight_through_stnorm
+    from robustbook.models import bpda_soft_threshold
 
-    return straight_through_stnorm(model)
+    return bpda_soft_threshold(model)
 
 
-_stnorm_bpda.__name__ = "straight_through_stnorm"
+_stnorm_bpda.__name__ = "bpda_soft_threshold"
 
 
 def _lbp_bpda(model: nn.Module) -> ContextManager:

@@ -163,7 +163,7 @@ def build_suite(profile: str | AuditProfile, full_reference: bool, *, eot: int =
         eot: draws per step of Expectation over Transformation for every gradient attack and
             Square (set it for randomised models; the audit does so when the randomness check fires).
         bpda: a ``model -> context manager`` surrogate for the backward pass (e.g.
-            :func:`robustbook.models.straight_through_stnorm`), used by every gradient attack.
+            :func:`robustbook.models.bpda_soft_threshold`), used by every gradient attack.
         generator: random starts, Square's squares and UAP's shuffling (seeded by the audit).
         eps_255, families: a subset (for tests and exercises; a card made with a subset says so).
     """
