@@ -33,6 +33,14 @@ def test_build_forward_backward_and_one_training_epoch(name):
     before = [p.detach().clone() for p in model.parameters()]
     res = defences.train(name, model, x.detach(), y, SETUP)
     assert len(res["history"]["epochs"]) == 1 and res["cpu_s"] > 0
+    # forward passes per training image: one epoch of plain training is 1; a training attack adds its steps (AAT's
+    # on the images that are not anchors)
+    training = defences.DEFENCES[name].training
+    if training == "plain":
+        assert res["passes"] == 1.0, res["passes"]
+    else:
+        share = 1 - SETUP.n_anchors / SETUP.batch_size if training == "aat" else 1
+        assert res["passes"] >= 1 + share * SETUP.steps, res["passes"]
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), "no weight changed"
 
 

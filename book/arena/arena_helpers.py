@@ -127,7 +127,8 @@ def evaluate(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor
 
 # ---------------------------------------------------------------------------------------------- table and text
 def table(m: Mapping[str, Any], eps: list[float]) -> pd.DataFrame:
-    """The arena table from metrics.json: clean and worst-case SROCC [95 % CI], R-Score, training cost."""
+    """The arena table from metrics.json: clean and worst-case SROCC [95 % CI], R-Score, training cost (CPU time
+    and forward passes, each as a ratio to plain training)."""
     def ci(d):
         return f"{d['srocc']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
 
@@ -140,6 +141,7 @@ def table(m: Mapping[str, Any], eps: list[float]) -> pd.DataFrame:
         w = r["worst"][ekey(max(eps))]
         row[f"R-Score {max(eps):g}/255"] = f"{w['r_score']:.2f} [{w['r_low']:.2f}, {w['r_high']:.2f}]"
         row["training cost (× plain)"] = f"{r['cost_ratio']:.2f}"
+        row["forward passes (× plain)"] = f"{r['pass_ratio']:.1f}"
         row["flags"] = ", ".join(r["flags"]) or "none"
         rows.append(row)
     return pd.DataFrame(rows).set_index("defence")

@@ -222,7 +222,11 @@ def train(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, setup: 
           progress: bool = False) -> dict[str, Any]:
     """Train ``model`` (from :func:`build`) on images ``x`` in [0, 1] and scores ``y`` as defence ``name`` trains.
 
-    Returns ``{"history": fit's history as a dict, "wall_s", "cpu_s"}`` (the training's wall and CPU time).
+    Returns ``{"history": fit's history as a dict, "wall_s", "cpu_s", "passes"}``: the training's wall and CPU
+    time, and ``passes``, the images that went through ``model``'s forward pass per training image (training steps,
+    the training attack's steps and any other evaluation alike). The CPU time is the cost in
+    seconds, architecture included; ``passes`` is the same budget counted exactly (it does not vary from run to run
+    and grows with every attack step).
     """
     d = _get(name)
     if x.dim() != 4 or y.shape != (len(x),):
@@ -231,21 +235,31 @@ def train(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, setup: 
     adam = partial(torch.optim.Adam, lr=setup.lr)
     common = {"epochs": setup.epochs, "lr": setup.lr, "seed": setup.seed, "batch_size": setup.batch_size,
               "alpha": setup.loss_alpha, "progress": progress}
-    t0, c0 = time.perf_counter(), time.process_time()
-    if d.training in ("plain", "at"):
-        loader = make_loader(torch.utils.data.TensorDataset(x, y), setup.batch_size, shuffle=True, seed=setup.seed,
-                             drop_last=len(x) > setup.batch_size)
-        at = d.training == "at"
-        hist = fit(model, loader, loss_fn=base, epochs=setup.epochs, seed=setup.seed, optimizer=adam,
-                   attack=train_attack(setup, attack_losses.mse_away) if at else None,
-                   mix_alpha=setup.mix_alpha if at else None, progress=progress).as_dict()
-    elif d.training in ("r", "at_label"):  # source 002: the attacker raises the score (eq. (1))
-        hist = fit_adversarial(model, None, x, y, mode="R" if d.training == "r" else "AT",
-                               attack=train_attack(setup, attack_losses.score_up), p=setup.label_penalty,
-                               y_range=(0.0, 1.0), **common)["history"]  # scores in [0, 1] (data.normalise_score)
-    else:  # aat
-        out = fit_aat(model, None, x, y, attack=train_attack(setup, attack_losses.score_up),
-                      n_anchors=setup.n_anchors, k=setup.topk, weight=setup.aat_weight,
-                      batches=max(1, len(x) // setup.batch_size), **common)
-        hist = {**out["history"], "aat_batches": len(out["batches"]), "aat_widened": out["widened"]}
-    return {"history": hist, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    seen = [0]
+
+    def count(module: nn.Module, inputs: tuple) -> None:  # returns None: the input is left as it is
+        seen[0] += int(inputs[0].shape[0]) if inputs and isinstance(inputs[0], torch.Tensor) else 0
+
+    hook = model.register_forward_pre_hook(count)
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        if d.training in ("plain", "at"):
+            loader = make_loader(torch.utils.data.TensorDataset(x, y), setup.batch_size, shuffle=True, seed=setup.seed,
+                                 drop_last=len(x) > setup.batch_size)
+            at = d.training == "at"
+            hist = fit(model, loader, loss_fn=base, epochs=setup.epochs, seed=setup.seed, optimizer=adam,
+                       attack=train_attack(setup, attack_losses.mse_away) if at else None,
+                       mix_alpha=setup.mix_alpha if at else None, progress=progress).as_dict()
+        elif d.training in ("r", "at_label"):  # source 002: the attacker raises the score (eq. (1))
+            hist = fit_adversarial(model, None, x, y, mode="R" if d.training == "r" else "AT",
+                                   attack=train_attack(setup, attack_losses.score_up), p=setup.label_penalty,
+                                   y_range=(0.0, 1.0), **common)["history"]  # scores in [0, 1] (data.normalise_score)
+        else:  # aat
+            out = fit_aat(model, None, x, y, attack=train_attack(setup, attack_losses.score_up),
+                          n_anchors=setup.n_anchors, k=setup.topk, weight=setup.aat_weight,
+                          batches=max(1, len(x) // setup.batch_size), **common)
+            hist = {**out["history"], "aat_batches": len(out["batches"]), "aat_widened": out["widened"]}
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        hook.remove()
+    return {"history": hist, "wall_s": wall, "cpu_s": cpu, "passes": seen[0] / len(x)}
