@@ -23,3 +23,8 @@ def check(m: dict) -> None:
     assert m["own"]["model"]["label"].endswith("make")
     rank = c0["worst_case"][e]["rank"]["srocc"]
     assert rank < c0["clean"]["srocc"], f"the worst case against the ranking did not lower SROCC ({rank:.3f})"
+    if "stnorm" in m:  # BPDA through ST Norm's threshold (and the ReLU reading its zeros) reaches the pixels
+        z = m["stnorm_zero_gradients"]
+        assert z["bpda"] < z["true"] and z["bpda"] < 0.1, z
+        assert not m["stnorm"]["checks"]["checks"]["zero gradients"]["flagged"], m["stnorm"]["checks"]["flagged"]
+    assert m["scorecard"] and sum(m["scorecard"].values()) == 3, m.get("scorecard")
