@@ -8,6 +8,7 @@ plan: the audit needs a trained model of each kind, not a reproduction (the page
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import torch
@@ -16,6 +17,7 @@ from torch.utils.data import TensorDataset
 
 from robustbook import metrics
 from robustbook.attacks import FixedReference
+from robustbook.audit.suite import AuditProfile
 from robustbook.cache import cached_state
 from robustbook.data import FlipRotateDataset, load_split, prepare
 from robustbook.evaluate import predict
@@ -114,6 +116,13 @@ def other_model(kind: str, cfg) -> tuple[nn.Module, bool]:
     model = _build(kind, cfg)
     model.load_state_dict(state["state"])
     return model.eval(), hit
+
+
+def sized(profile: AuditProfile, n_images: int) -> AuditProfile:
+    """``profile`` with ``n_images`` test images (0 keeps the profile's own); the card's profile name says so."""
+    if not n_images or n_images == profile.n_images:
+        return profile
+    return dataclasses.replace(profile, name=f"{profile.name}-n{n_images}", n_images=n_images)
 
 
 def own_model_file() -> str:
