@@ -1,6 +1,7 @@
 """ST Norm (source 000, eq. (10)), its ResNet surgery, and the LWTA / feature-denoising baselines."""
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import pytest
@@ -424,6 +425,35 @@ def test_bpda_soft_threshold_is_an_attack_option():
     assert all(s.ste is False for s in stnorm_modules(model))
     with pytest.raises(ValueError, match="ste must be"):
         STNorm(2, ste="threshhold")
+
+
+def test_bpda_soft_threshold_reaches_every_pixel_through_the_relus():
+    # The band's outputs are exactly 0 and the ReLU after an STNorm has PyTorch's derivative 0 there, which stopped
+    # the surrogate's gradient one layer later (the audit's zero-gradient flag on ST Norm). Piecewise-flat images put
+    # whole stem neighbourhoods in the band.
+    from robustbook.models import bpda_soft_threshold
+
+    torch.manual_seed(0)
+    model = resnet_iqa("tiny", norm="stnorm", width=8).eval()
+    x = torch.rand(4, 3, 4, 4).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    relus = [m for m in model.modules() if type(m) is nn.ReLU]
+    flags = [m.inplace for m in relus]
+
+    def zero_fraction(ctx=None):
+        xb = x.clone().requires_grad_(True)
+        with ctx(model) if ctx else contextlib.nullcontext():
+            out = model(xb)
+            (g,) = torch.autograd.grad(out.sum(), xb)
+        return out.detach(), (g == 0).float().mean().item()
+
+    out_true, zero_true = zero_fraction()
+    _, zero_ste = zero_fraction(straight_through_stnorm)  # the paper's STE keeps PyTorch's ReLU
+    out_bpda, zero_bpda = zero_fraction(bpda_soft_threshold)
+    assert zero_true > 0.1 and zero_ste > 0.1, (zero_true, zero_ste)
+    assert zero_bpda == 0.0
+    assert torch.equal(out_bpda, out_true)  # forward unchanged
+    assert [m.inplace for m in relus] == flags and all(not m._forward_hooks for m in relus)
+    assert zero_fraction()[1] == zero_true  # restored after the block
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.2, 0.7])

@@ -1,4 +1,4 @@
-"""The chapter runner: ``python -m robustbook list | run | book``.
+"""The chapter runner: ``python -m robustbook list | run | book | audit``.
 
 * ``list`` prints every chapter with its parameters, types and per-profile defaults.
 * ``run CHAPTER [--profile P] [-p NAME VALUE]... [--out DIR] [--force]`` executes the
@@ -10,6 +10,8 @@
   (reusing runs whose notebook, chapter.yml and library sources are unchanged),
   ``N`` chapters at a time, each in its own ``run`` process, and renders the book
   with Jupyter Book into ``_build/html``.
+* ``audit --model SPEC [--profile P] [--out DIR]`` writes the robustness report card of a quality
+  model (:mod:`robustbook.audit.cli`).
 
 Bad input exits with status 2 and a message listing what is valid, before
 anything runs or is written. A failing chapter exits with status 1 (the book
@@ -587,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", "-j", type=int, default=None,
                    help=("chapters executed at once (default: one per core on up to 3 cores, one per two cores "
                          "above; at most the number of chapters)"))
+    from robustbook.audit.cli import add_parser as add_audit_parser  # the report card of any quality model
+
+    add_audit_parser(sub)
     return ap
 
 
@@ -604,12 +609,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         except KeyboardInterrupt:
             what = ("finished chapters are kept, the book was not rendered" if args.command == "book"
+                    else "finished attacks are kept; rerun to resume" if args.command == "audit"
                     else "nothing written")
             print(f"interrupted; {what}", file=sys.stderr, flush=True)
             return _exit_status()
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.command == "audit":
+        from robustbook.audit.cli import main_audit
+
+        return main_audit(args)
     chapters = discover(book_dir())
     if args.command == "list":
         cmd_list(chapters)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["AATBatchSampler", "PairScores", "band_anchors"]
+__all__ = ["AATBatchSampler", "ImageScores", "PairScores", "band_anchors"]
 
 
 def band_anchors(mos: np.ndarray, members: np.ndarray, lo: float, hi: float, n_anchors: int) -> list[int]:
@@ -143,3 +143,24 @@ class PairScores(Dataset):
             i, anchor = item
             return torch.stack([self.ref[i], self.dist[i]]), torch.stack([self.y[i], torch.tensor(float(anchor))])
         return torch.stack([self.ref[item], self.dist[item]]), self.y[item]
+
+
+class ImageScores(Dataset):
+    """Images and scores of a no-reference model, indexed like :class:`PairScores`.
+
+    ``ds[i]`` → ``(image (3, H, W), score)``; ``ds[(i, is_anchor)]`` → ``(image, tensor([score, is_anchor]))``.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if x.dim() != 4 or len(y) != len(x):
+            raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must be (N, 3, H, W) and (N,)")
+        self.x, self.y = x, y.float()
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, item):
+        if isinstance(item, tuple):
+            i, anchor = item
+            return self.x[i], torch.stack([self.y[i], torch.tensor(float(anchor))])
+        return self.x[item], self.y[item]

@@ -54,3 +54,8 @@ from robustbook.metrics.score_robustness import (  # noqa: E402
 )
 
 __all__ += ["abs_gain", "r_score", "abs_gain_ci", "r_score_ci", "ScoreCI", "auc_over_eps", "robustness_scores"]
+
+# IR-Score, the book's reading (BiRQA chapter; used by the audit)
+from robustbook.metrics.ir_score import ir_score, ir_score_over_eps  # noqa: E402
+
+__all__ += ["ir_score", "ir_score_over_eps"]
