@@ -612,6 +612,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     else "finished attacks are kept; rerun to resume" if args.command == "audit"
                     else "nothing written")
             print(f"interrupted; {what}", file=sys.stderr, flush=True)
+            # papermill's cell task dies with the kernel; asyncio would log that never-awaited task's
+            # DeadKernelError at interpreter exit, after the line above (a race the tests caught)
+            logging.getLogger("asyncio").disabled = True
             return _exit_status()
 
 
