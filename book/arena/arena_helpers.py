@@ -18,7 +18,7 @@ from robustbook import defences
 from robustbook.audit import run_audit
 from robustbook.audit.suite import AuditProfile
 from robustbook.cache import cached_state
-from robustbook.data import load_split, prepare
+from robustbook.data.nr_splits import nr_iqa_splits
 from robustbook.models import resnet_iqa
 from robustbook.scorecard import Claim
 from robustbook.seeding import seed_everything
@@ -36,20 +36,8 @@ def ekey(e: float) -> str:
 # ---------------------------------------------------------------------------------------------- data
 def load_data(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Train and test tensors (scores in [0, 1], 1 = best) and a sentence saying what they are."""
-    if cfg["data_source"] == "bundled":
-        folder = prepare("bundled-iqa", crop=cfg["crop"], per_photo=cfg["per_photo"], seed=cfg["seed"],
-                         split_by="crop")
-        size = None
-        note = ("bundled-iqa: crops of the photographs shipped with scikit-image under 5 synthetic distortions × 5 "
-                "levels, with **proxy** labels (100 × SSIM), not human opinion scores")
-    else:
-        folder = prepare("koniq10k")
-        size = cfg["crop"]
-        note = f"KonIQ-10k (Hosu et al. 2020), official MOS, images resized to {cfg['crop']} px"
-    lim = lambda n: n or None  # noqa: E731  (0 = all)
-    xtr, ytr, _ = load_split(folder, "train", size=size, limit=lim(cfg["n_train"]), seed=cfg["seed"])
-    xte, yte, _ = load_split(folder, "test", size=size, limit=lim(cfg["n_test"]), seed=cfg["seed"])
-    return {"train": (xtr, ytr), "test": (xte, yte), "note": note}
+    return nr_iqa_splits(cfg["data_source"], cfg["crop"], cfg["per_photo"], cfg["n_train"], cfg["n_test"],
+                         cfg["seed"])
 
 
 # ---------------------------------------------------------------------------------------------- training

@@ -20,6 +20,7 @@ from torch.utils.data import TensorDataset
 from robustbook import attacks, metrics
 from robustbook.attacks import losses
 from robustbook.cache import cached_state
+from robustbook.data.nr_splits import nr_iqa_splits
 from robustbook.data import FlipRotateDataset, load_split, prepare
 from robustbook.evaluate import attack_all, predict
 from robustbook.losses.norm_in_norm import norm_in_norm_loss
@@ -65,20 +66,10 @@ def scorer(m: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------------------------------------- data
 def load_data(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Train and test tensors (scores in [0, 1], 1 = best) and a sentence saying what they are."""
-    if cfg["data_source"] == "bundled":
-        folder = prepare("bundled-iqa", crop=cfg["crop"], per_photo=cfg["per_photo"], seed=cfg["seed"],
-                         split_by="crop")
-        size = None
-        note = ("bundled-iqa: crops of the photographs shipped with scikit-image under 5 synthetic distortions × 5 "
-                "levels, with **proxy** labels (100 × SSIM), not human opinion scores")
-    else:
-        folder = prepare("koniq10k")
-        size = cfg["crop"]
-        note = f"KonIQ-10k (Hosu et al. 2020), official MOS, images resized to {cfg['crop']} px"
+    out = nr_iqa_splits(cfg["data_source"], cfg["crop"], cfg["per_photo"], cfg["n_train"], cfg["n_test"],
+                        cfg["seed"])
+    out["robust"] = None
     lim = lambda n: n or None  # noqa: E731  (0 = all)
-    xtr, ytr, _ = load_split(folder, "train", size=size, limit=lim(cfg["n_train"]), seed=cfg["seed"])
-    xte, yte, _ = load_split(folder, "test", size=size, limit=lim(cfg["n_test"]), seed=cfg["seed"])
-    out = {"train": (xtr, ytr), "test": (xte, yte), "note": note, "robust": None}
     if cfg["robust_set"] == "nips2017":  # the source's robustness set: 1,000 images, no quality labels needed
         xr, _, _ = load_split(prepare("nips2017_dev"), "test", size=cfg["crop"], limit=lim(cfg["n_test"]),
                               seed=cfg["seed"])
