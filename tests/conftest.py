@@ -9,6 +9,9 @@ from torch import nn
 
 # make test runs two xdist workers with OMP_NUM_THREADS=1 each; 2 threads per worker on 2 cores thrash
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
+# the suite already runs two chapters at once: their independent jobs stay in one process each
+# (tests/test_parallel.py runs the worker processes on purpose)
+os.environ.setdefault("ROBUSTBOOK_WORKERS", "1")
 
 
 class TinyCNN(nn.Module):

@@ -10,6 +10,7 @@ import math
 import time
 from collections import defaultdict
 from functools import partial
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -19,13 +20,14 @@ from torch.utils.data import TensorDataset
 from robustbook import attacks
 from robustbook.attacks import GaussianAugment, GaussianNoise
 from robustbook.attacks.losses import dlr
-from robustbook.cache import cached_state
+from robustbook.cache import cache_path, cached_state, is_cached
 from robustbook.checks import run_checks
 from robustbook.device import default_device, model_device
 from robustbook.losses.steady_state import steady_state_loss, with_steady_state
 from robustbook.metrics import robust_accuracy
 from robustbook.models.input_randomization import Randomized, RandomResizePad
 from robustbook.models.odenet import odenet
+from robustbook.parallel import detached_copy, parallel_map, worker_count
 from robustbook.train import fit, make_loader
 
 #: the thesis' budgets per data set: Gaussian σ (×1/255) and L∞ ε (MNIST in pixel units, else ×1/255)
@@ -74,6 +76,9 @@ class Study:
         self.per_seed: dict = {}                 # (table, ds, model, seed) -> cells
         self._keys: dict = {}                    # (ds, seed) -> cache keys of the stage-A parents
         self.problems: list[str] = []
+        self.recording: dict | None = None      # planning (:meth:`plan_training`): calls recorded, not trained
+        self._call: tuple | None = None          # the stage_a/stage_b call being made (recorded when planning)
+        self._origin: dict = {}                  # id(stage-A net) -> its stage_a call, while planning
 
     # ------------------------------------------------------------------ data
     def data_note(self) -> str:
@@ -194,6 +199,10 @@ class Study:
                        progress=self.progress)
             return {"state": net.state_dict(), "history": hist.as_dict()}
 
+        if self.recording is not None:               # planning: remember what would be trained
+            if not is_cached(f"neural_ode-{ds}-{name}", key):
+                self.recording.setdefault(cache_path(f"neural_ode-{ds}-{name}", key).name, self._call)
+            return net
         trained, hit = cached_state(f"neural_ode-{ds}-{name}", key, do_train)
         net.load_state_dict(trained["state"])
         net.to(default_device()).eval()
@@ -209,6 +218,9 @@ class Study:
         ss = None if ss_normalise is None else self.ss_weight_for(net, ds, ss_normalise)
         key = {**self.data_key(ds), "kind": kind, "seed": seed, "epochs": self.cfg.epochs, "lr": self.cfg.lr,
                "step": step or self.cfg.step_size, "stage": "A", "ss": ss}
+        self._call = ("a", {"ds": ds, "seed": seed, "kind": kind, "name": name, "step": step,
+                            "ss_normalise": ss_normalise})
+        self._origin[id(net)] = self._call[1]
         self.train_stage(ds, name, net, key=key, epochs=self.cfg.epochs, lr=self.cfg.lr, seed=seed, ss=ss)
         return net, key
 
@@ -231,11 +243,59 @@ class Study:
         key = {**self.data_key(ds), "seed": seed, "parent": parent_key, "kind": kind, "denoise": denoise,
                "ird": self.ird_layer(side, 0).min_size if ird else False, "ss": weight, "setting": setting,
                "gauss_p": cfg.gauss_p, "epochs": epochs, "lr": cfg.ft_lr, "stage": "B"}
+        self._call = ("b", {"ds": ds, "seed": seed, "name": name, "parent": self._origin.get(id(parent)),
+                            "kind": kind, "denoise": denoise, "ird": ird, "ss": ss, "setting": setting,
+                            "epochs": epochs, "ss_normalise": ss_normalise})
         self.train_stage(ds, name, net, key=key, epochs=epochs, lr=cfg.ft_lr, seed=seed, attack=attack,
                          mix_alpha=mix, ss=weight, ird=ird)
         if ird:
             net = Randomized(net, self.ird_layer(side, 20_000 + seed)).eval()
         return net
+
+    def plan_training(self) -> list[tuple[str, dict]]:
+        """The stage calls that :meth:`train_tables`, :meth:`train_extras` and :meth:`ss_ablation` would
+        train (their models not yet in the cache), found by running them on a copy that records instead of
+        training: the parallel warm-up trains exactly what the sections would."""
+        planner = Study(self.cfg, SimpleNamespace(profile=self.run.profile))
+        planner._data, planner.recording = self._data, {}
+        planner.train_tables(self.cfg.datasets)
+        planner.train_extras()
+        planner.ss_ablation()
+        return list(planner.recording.values())
+
+    def prefetch(self, stage: str) -> float:
+        """Train the models of one stage ("A": from scratch, "B": fine-tuned from a stage-A model, which must
+        be cached) that the sections will ask for, :func:`robustbook.parallel.worker_count` at a time, each
+        in its own single-threaded process; the sections then load them from the cache. With one worker it
+        does nothing (each model is trained where a section first asks for it)."""
+        t0, workers = time.perf_counter(), worker_count()
+        calls = [c for c in self.plan_training() if c[0] == stage.lower()]
+        if workers < 2 or len(calls) < 2:
+            return 0.0
+        if stage.lower() == "b" and any(c[1]["parent"] is None for c in calls):
+            raise RuntimeError("prefetch('B') needs every parent from stage A; run prefetch('A') first")
+
+        def cost(call):
+            kw = call[1]
+            n = len(self.load_data(kw["ds"])[0])
+            epochs = self.cfg.epochs if call[0] == "a" else (kw["epochs"] or self.cfg.ft_epochs)
+            return n * epochs * (2 if kw.get("setting") == "fgsm" else 1)
+
+        calls.sort(key=cost, reverse=True)                        # the longest first
+        jobs = {f"{c[1]['ds']}/{c[1]['name']} (seed {c[1]['seed']})": (self.cfg, self.run.profile, c,
+                                                                       {c[1]["ds"]: self.load_data(c[1]["ds"])})
+                for c in calls}
+        print(f"stage {stage.upper()}: training {len(jobs)} models, {workers} at a time", flush=True)
+        done = []
+
+        def report(key, _res, seconds):
+            done.append(key)
+            print(f"[{len(done)}/{len(jobs)}] {key}: {seconds:.0f} s", flush=True)
+
+        parallel_map(train_call, jobs, workers=workers, on_done=report)
+        self.fresh += len(jobs)
+        self.prefetched = getattr(self, "prefetched", 0) + len(jobs)
+        return time.perf_counter() - t0
 
     def train_tables(self, datasets) -> float:
         """Tables 3.1-3.3: CNN, ODEnet and the time-invariant ODE from scratch (stage A), then fine-tuned with
@@ -378,25 +438,37 @@ class Study:
             for field, v in vals.items():
                 self.raw[(table, ds, model, cell, field)].append(v)
 
+    def evaluate_all(self, jobs: dict) -> None:
+        """Run :meth:`evaluate` for every ``(table, ds, model, seed): (net, sigmas, eps_cols, eot)`` and record
+        the results in the order given; :func:`robustbook.parallel.worker_count` jobs at a time, each in its
+        own single-threaded process (every job seeds its own generator: the numbers do not depend on it)."""
+        args = {k: (self.cfg, self.run.profile, {k[1]: self.load_data(k[1])}, k[1], net, sigmas, cols, k[3], eot)
+                for k, (net, sigmas, cols, eot) in jobs.items()}
+        for (table, ds, name, seed), (res, problems) in parallel_map(evaluate_call, args,
+                                                                     workers=worker_count()).items():
+            self.problems.extend(problems)
+            self.record(table, ds, name, seed, res)
+
     def evaluate_tables(self) -> float:
         """Tables 3.1-3.3, every data set and seed."""
         cfg, t0 = self.cfg, time.perf_counter()
+        jobs = {}
         for ds in cfg.datasets:
             B = BUDGETS[ds]
             for seed in cfg.seeds:
                 M = self.models[(ds, seed)]
                 for name in ("cnn", "ode"):          # Table 3.1: trained on clean images only
-                    self.record("t31", ds, name, seed, self.evaluate(ds, M[f"{name}_clean"], B["sig31"],
-                                                                     self.cols(ds, "t31"), seed))
+                    jobs[("t31", ds, name, seed)] = (M[f"{name}_clean"], B["sig31"], self.cols(ds, "t31"), 0)
                 for name in ("cnn", "ode", "tisode"):   # Tables 3.2 / 3.3: fine-tuned with Gaussian noise
-                    self.record("t32", ds, name, seed, self.evaluate(ds, M[name], B["sig32"],
-                                                                     self.cols(ds, "t32"), seed))
+                    jobs[("t32", ds, name, seed)] = (M[name], B["sig32"], self.cols(ds, "t32"), 0)
+        self.evaluate_all(jobs)
         return time.perf_counter() - t0
 
     def evaluate_extras(self) -> float:
         """Tables 3.4, 3.7, 3.8 and §3.7.4 (Table 3.4's plain CNN row is Table 3.2's CNN of the same seeds),
         then the mean and spread over seeds of every cell (:meth:`aggregate`)."""
         cfg, t0 = self.cfg, time.perf_counter()
+        jobs = {}
         for ds in cfg.datasets:
             B = BUDGETS[ds]
             for seed in cfg.seeds:
@@ -404,23 +476,23 @@ class Study:
                 if ds in ("mnist", "svhn") and seed in cfg.seeds_t34:          # Table 3.4
                     self.record("t34", ds, "cnn", seed, self.per_seed[("t32", ds, "cnn", seed)])
                     for name in ("cnn_fdn", "tis_fdn", "cnn_ird", "tis_ird"):
-                        self.record("t34", ds, name, seed, self.evaluate(
-                            ds, M[name], B["sig32"], self.cols(ds, "t34"), seed,
-                            eot=cfg.eot_samples if name.endswith("_ird") else 0))
+                        jobs[("t34", ds, name, seed)] = (M[name], B["sig32"], self.cols(ds, "t34"),
+                                                         cfg.eot_samples if name.endswith("_ird") else 0)
                 if ds == "mnist" and seed == cfg.seeds[0]:
                     if cfg.adv_train:
                         for name in ("cnn", "ode", "tisode"):
-                            self.record("t37", ds, name, seed, self.evaluate(
-                                ds, M[f"{name[:3]}_adv"], [100], {0.3: {"fgsm", "pgd"}, 0.5: {"fgsm"}}, seed))
+                            jobs[("t37", ds, name, seed)] = (M[f"{name[:3]}_adv"], [100],
+                                                             {0.3: {"fgsm", "pgd"}, 0.5: {"fgsm"}}, 0)
                     if cfg.nfe:
                         for name in ("ode_nfe", "sres_nfe"):
-                            self.record("nfe", ds, name, seed, self.evaluate(
-                                ds, M[name], [], {0.15: {"fgsm"}, 0.2: {"pgd"}, 0.3: {"fgsm"}}, seed))
+                            jobs[("nfe", ds, name, seed)] = (M[name], [], {0.15: {"fgsm"}, 0.2: {"pgd"},
+                                                                           0.3: {"fgsm"}}, 0)
         if cfg.cifar10:
             for name in ("cnn", "ode", "tisode"):
-                self.record("t38", "cifar10", name, cfg.seeds[0], self.evaluate(
-                    "cifar10", self.models[("cifar10", cfg.seeds[0])][name], BUDGETS["cifar10"]["sig31"],
-                    self.cols("cifar10", "t38"), cfg.seeds[0]))
+                jobs[("t38", "cifar10", name, cfg.seeds[0])] = (
+                    self.models[("cifar10", cfg.seeds[0])][name], BUDGETS["cifar10"]["sig31"],
+                    self.cols("cifar10", "t38"), 0)
+        self.evaluate_all(jobs)
         self.aggregate()
         return time.perf_counter() - t0
 
@@ -458,10 +530,21 @@ class Study:
             self.run.log(f"checks.{ds}.{name}", reports[name].as_dict())
         return reports
 
-    def strength(self, ds: str, seed: int, name: str) -> tuple[dict, object]:
+    def strength(self, ds: str, seed: int, names) -> dict[str, tuple[dict, object]]:
+        """:meth:`strength_of` for each model of ``names`` (side by side with more than one worker)."""
+        args = {n: (self.cfg, self.run.profile, {ds: self.load_data(ds)}, ds, self.models[(ds, seed)][n])
+                for n in names}
+        out = {}
+        for name, (row, report, problems) in parallel_map(strength_call, args, workers=worker_count()).items():
+            self.run.log(f"strength.{ds}.{name}", {**row, "checks": report.as_dict()})
+            self.problems.extend(f"{ds} strength check {name}: {p}" for p in problems)
+            out[name] = (row, report)
+        return out
+
+    def strength_of(self, ds: str, m: nn.Module) -> tuple[dict, object, list[str]]:
         """Budget halved from the smallest PGD budget until PGD leaves >= 5 %; then PGD with 1x/2x/5x the steps
         (fixed step: more search), PGD with restarts, APGD-CE/DLR and black-box Square at that budget."""
-        cfg, m = self.cfg, self.models[(ds, seed)][name]
+        cfg = self.cfg
         _, _, xte, yte = self.load_data(ds)
         gen = torch.Generator().manual_seed(40_000)
         eps = eps_value(ds, min(BUDGETS[ds]["pgd32"]))
@@ -480,9 +563,7 @@ class Study:
         row["more_steps_gain"] = row[steps[1]] - row[steps[2]]
         row["square_minus_white"] = row["square"] - min(row[k] for k in pool if k != "square")
         report = run_checks(m, xte[:128], yte[:128], attacks_results=rep, attacks=pool, model_checks=False)
-        self.run.log(f"strength.{ds}.{name}", {**row, "checks": report.as_dict()})
-        self.problems.extend(f"{ds} strength check {name}: {p}" for p in rep.problems)
-        return row, report
+        return row, report, list(rep.problems)
 
     def mechanism(self, ds: str) -> dict:
         """‖z̃(T) − z(T)‖ / ‖z̃(0) − z(0)‖ for Gaussian-noisy images and the steady-state integral, per model."""
@@ -504,6 +585,42 @@ class Study:
             out[name] = {k: float(np.mean(v)) for k, v in vals.items()}
             self.run.log(f"mechanism.{ds}.{name}", out[name])
         return out
+
+
+def evaluate_call(cfg, profile: str, data: dict, ds: str, net: nn.Module, sigmas, eps_cols, seed: int,
+                  eot: int) -> tuple[dict, list[str]]:
+    """:meth:`Study.evaluate` of one model (a job of :meth:`Study.evaluate_all`): its cells and red flags."""
+    study = Study(cfg, SimpleNamespace(profile=profile))
+    study._data = dict(data)
+    net = detached_copy(net)   # a randomised model's generator advances on a copy, in a worker or not
+    return study.evaluate(ds, net, sigmas, eps_cols, seed, eot=eot), study.problems
+
+
+def strength_call(cfg, profile: str, data: dict, ds: str, net: nn.Module) -> tuple[dict, object, list[str]]:
+    """:meth:`Study.strength_of` of one model (a job of :meth:`Study.strength`)."""
+    study = Study(cfg, SimpleNamespace(profile=profile))
+    study._data = dict(data)
+    return study.strength_of(ds, detached_copy(net))
+
+
+def train_call(cfg, profile: str, call: tuple[str, dict], data: dict) -> int:
+    """Train one recorded stage call into the cache (a job of :meth:`Study.prefetch`, in a worker process).
+    Returns the number of models trained (0 if another job had cached it meanwhile)."""
+    study = Study(cfg, SimpleNamespace(profile=profile))
+    study._data, study.progress = dict(data), False
+    stage, kw = call
+    if stage == "a":
+        study.stage_a(kw["ds"], kw["seed"], kw["kind"], kw["name"], step=kw["step"], ss_normalise=kw["ss_normalise"])
+    else:
+        p = kw["parent"]
+        parent, parent_key = study.stage_a(p["ds"], p["seed"], p["kind"], p["name"], step=p["step"],
+                                           ss_normalise=p["ss_normalise"])
+        if study.fresh:
+            raise RuntimeError(f"the parent {p['ds']}/{p['name']} of {kw['ds']}/{kw['name']} was not in the cache")
+        study.stage_b(kw["ds"], kw["seed"], kw["name"], parent, parent_key, kw["kind"], denoise=kw["denoise"],
+                      ird=kw["ird"], ss=kw["ss"], setting=kw["setting"], epochs=kw["epochs"],
+                      ss_normalise=kw["ss_normalise"])
+    return study.fresh
 
 
 #: the model each model is compared with in the thesis' claims (ODEnet vs CNN, TisODE vs ODEnet, ...)

@@ -20,10 +20,11 @@ from torch.utils.data import TensorDataset
 
 from robustbook import attacks, metrics
 from robustbook.attacks import losses
-from robustbook.cache import cached_state
+from robustbook.cache import cached_state, is_cached
 from robustbook.data import FlipRotateDataset, normalise_score, prepare, read_dataset
-from robustbook.evaluate import attack_all, predict
+from robustbook.evaluate import attack_all, attack_quality, predict
 from robustbook.models import resnet_iqa, stnorm_modules, swap_batchnorm
+from robustbook.parallel import parallel_map, worker_count
 from robustbook.scorecard import Claim
 from robustbook.seeding import seed_everything
 from robustbook.train import fit, make_loader
@@ -187,6 +188,18 @@ def _train(cfg, s: dict, x: torch.Tensor, y: torch.Tensor, seed: int) -> dict:
             "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
 
 
+def train_cached(cfg, ds: str, name: str, s: dict, x: torch.Tensor, y: torch.Tensor, seed: int) -> dict:
+    """Train one planned model into the cache (a job of :func:`robustbook.parallel.parallel_map`)."""
+    state, hit = cached_state(f"stnorm-{ds}-{name}", train_key(cfg, ds, s, seed, len(x)),
+                              lambda: _train(cfg, s, x, y, seed))
+    return {"hit": hit, "wall_s": state["wall_s"], "cpu_s": state["cpu_s"]}
+
+
+#: relative cost of one training epoch by kind (FGSM training doubles the passes; the Denoise blocks add
+#: non-local means), to hand the longest jobs out first
+COST = {"at": 2.0, "denoise": 1.6, "lwta": 1.2, "stnorm": 1.3, "resnet": 1.0}
+
+
 class Models(dict):
     """The chapter's trained models, trained (or loaded from the cache) the first time a section asks for one;
     one progress line per model."""
@@ -194,6 +207,7 @@ class Models(dict):
     def __init__(self, cfg, run, data, plan, device):
         super().__init__()
         self.cfg, self.run, self.data, self.plan, self.device = cfg, run, data, plan, device
+        self.trained_here: set = set()     # trained by prefetch in this run (then loaded from the cache)
 
     def __missing__(self, key):
         ds, name = key
@@ -206,6 +220,7 @@ class Models(dict):
         model.load_state_dict(state["state"])
         model.to(self.device).eval()
         loss = [r["train_loss"] for r in state["history"]["epochs"]]
+        hit = hit and key not in self.trained_here
         self.run.log(f"train.{ds}.{name}", {"wall_s": state["wall_s"], "cpu_s": state["cpu_s"], "loss": loss,
                                             "cached": int(hit)})
         done = sum(1 for k in self.plan if k in self) + 1
@@ -219,6 +234,34 @@ class Models(dict):
     def train(self, keys) -> None:
         for k in keys:
             self[k]
+
+    def prefetch(self, keys=None) -> int:
+        """Train the planned models that are not yet in the cache, :func:`robustbook.parallel.worker_count`
+        at a time, each in its own single-threaded process (the same weights as training them here, one by
+        one). With one worker it does nothing: each model is then trained where a section first asks for it.
+        Returns the number of models trained."""
+        workers = worker_count()
+        todo = {}
+        for key in keys or self.plan:
+            ds, name = key
+            s, seed, _ = self.plan[key]
+            x, y = self.data[ds]["train"]
+            if key not in self and not is_cached(f"stnorm-{ds}-{name}", train_key(self.cfg, ds, s, seed, len(x))):
+                todo[key] = (self.cfg, ds, name, s, x, y, seed)
+        if workers < 2 or len(todo) < 2:
+            return 0
+        order = sorted(todo, key=lambda k: -len(self.data[k[0]]["train"][0]) * COST[self.plan[k][0]["kind"]])
+        print(f"training {len(todo)} models, {workers} at a time (one process and one thread each)", flush=True)
+        done = []
+
+        def report(key, res, seconds):
+            done.append(key)
+            print(f"[trained {len(done)}/{len(todo)}] {key[0]}/{key[1]}: {self.cfg.epochs} epochs in "
+                  f"{res['wall_s']:.0f} s", flush=True)
+
+        parallel_map(train_cached, {k: todo[k] for k in order}, workers=workers, on_done=report)
+        self.trained_here = set(todo)
+        return len(todo)
 
 
 def plugged(model: nn.Module, lam: float, stages) -> nn.Module:
@@ -257,11 +300,19 @@ class Evaluator:
         return rep
 
 
-def strength_attacks(cfg, FGSM, PGD, APGD, SQUARE, bpda_soft_threshold, straight_through_stnorm, stnorm: bool):
+def attack_loss(cfg):
+    """What every attack of the chapter increases (``attack_loss``: each model's own training loss by default)."""
+    return losses.mse_away if cfg.attack_loss == "mse_away" else losses.invert_ranking(0.0, 1.0)
+
+
+def strength_attacks(cfg, stnorm: bool, generator: torch.Generator) -> dict:
     """The attacks of the strength check (name -> Attack), at ε = 1/255; BPDA/STE variants only for ST Norm."""
-    e = E1 / 255
-    last = cfg.steps_sweep[-1]
-    out = {"fgsm": FGSM(e)}
+    from robustbook.models import bpda_soft_threshold, straight_through_stnorm
+
+    loss, e, last = attack_loss(cfg), E1 / 255, cfg.steps_sweep[-1]
+    PGD = partial(attacks.PGD, loss=loss, generator=generator)
+    APGD = partial(attacks.APGD, loss=loss, generator=generator)
+    out = {"fgsm": attacks.FGSM(e, loss=loss)}
     out.update({f"pgd{s}": PGD(e, s) for s in cfg.steps_sweep})
     out[f"pgd{last}x{cfg.restarts}"] = PGD(e, last, restarts=cfg.restarts)
     out[f"apgd{cfg.apgd_steps}x{cfg.restarts}"] = APGD(e, cfg.apgd_steps, restarts=cfg.restarts)
@@ -270,8 +321,22 @@ def strength_attacks(cfg, FGSM, PGD, APGD, SQUARE, bpda_soft_threshold, straight
         out[f"pgd{last}_bpda"] = PGD(e, last, bpda=bpda_soft_threshold)
         out[f"apgd{cfg.apgd_steps}x{cfg.restarts}_bpda"] = APGD(e, cfg.apgd_steps, restarts=cfg.restarts,
                                                                 bpda=bpda_soft_threshold)
-    out["square"] = SQUARE(e, cfg.square_queries)
+    out["square"] = attacks.Square(e, cfg.square_queries, loss=loss, generator=generator)
     return out
+
+
+def strength_report(cfg, kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """One model's strength check: every attack alone and the per-image worst case (``attack_quality``), with
+    the checks; the random starts come from a generator of this model's own (the same in a worker or not)."""
+    gen = torch.Generator().manual_seed(cfg.seed + 7919 * (1 + METHODS.index(kind)))
+    atks = strength_attacks(cfg, kind == "stnorm", gen)
+    report = attack_quality(model, x, y, atks, direction=attack_loss(cfg), model_checks=len(x))
+    return report, {n: a.describe()["label"] for n, a in atks.items()}
+
+
+def strength_reports(cfg, models: dict, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """:func:`strength_report` of every ``kind: model``, side by side with more than one worker."""
+    return parallel_map(strength_report, {k: (cfg, k, m, x, y) for k, m in models.items()}, workers=worker_count())
 
 
 def strength_row(report) -> dict:
@@ -471,7 +536,7 @@ def claims(cfg, bundled: bool) -> list[Claim]:
               "derived.stnorm_seed_range_minus_resnet", direction=("<=", 0.05)),
         Claim("Abstract: ST Norm costs far less training than adversarial training (book: CPU time of ResNet-AT / ST Norm)",
               "derived.time_at_over_stnorm", direction=(">", 1.0)),
-        Claim(f"(book) no gradient masking: more PGD steps no longer help on ST Norm (last step doubling < 0.02 SROCC)",
+        Claim("(book) no gradient masking: more PGD steps no longer help on ST Norm (last step doubling < 0.02 SROCC)",
               "derived.steps_last_gain_stnorm", direction=("<", 0.02)),
         Claim("(book) no gradient masking: Square is not stronger than the white-box attacks on ST Norm",
               "derived.square_minus_whitebox_stnorm", direction=(">=", -0.02)),

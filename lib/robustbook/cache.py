@@ -73,6 +73,18 @@ def key_hash(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def cache_path(name: str, key: Mapping[str, Any], folder: Path | None = None) -> Path:
+    """Where :func:`cached_state` keeps the entry of ``(name, key)`` (the code fingerprint is part of the key)."""
+    folder = Path(folder) if folder else cache_dir()
+    return folder / f"{name}-{key_hash({**key, '_code': code_fingerprint()})}.pt"
+
+
+def is_cached(name: str, key: Mapping[str, Any], folder: Path | None = None) -> bool:
+    """Whether :func:`cached_state` would load ``(name, key)`` rather than train it (a corrupt entry
+    counts as cached here and is recomputed, with a warning, when loaded)."""
+    return cache_path(name, key, folder).is_file()
+
+
 def cached_state(name: str, key: Mapping[str, Any], train: Callable[[], dict],
                  folder: Path | None = None) -> tuple[dict, bool]:
     """Return ``(state, hit)``: the cached state for ``key`` or ``train()``'s, stored atomically.
@@ -82,9 +94,8 @@ def cached_state(name: str, key: Mapping[str, Any], train: Callable[[], dict],
     garbled, not a PyTorch file) is deleted and recomputed with a :class:`RuntimeWarning`
     that names it.
     """
-    folder = Path(folder) if folder else cache_dir()
     key = {**key, "_code": code_fingerprint()}
-    path = folder / f"{name}-{key_hash(key)}.pt"
+    path = cache_path(name, key, folder)
     if path.is_file():
         try:
             return load_checkpoint_file(path, remedy="The entry is deleted and recomputed."), True

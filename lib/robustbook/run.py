@@ -48,6 +48,7 @@ from typing import Any
 import yaml
 
 from robustbook.atomic import atomic_dir, file_lock
+from robustbook.parallel import WORKERS_ENV
 from robustbook.params import PROFILES, ChapterSpec, ParameterError, discover, find_chapter, params_hash
 from robustbook.paths import book_dir, project_root, runs_dir
 
@@ -386,6 +387,17 @@ def single_run_threads(cores: int | None = None) -> int:
     return 1 if cores <= 3 else cores
 
 
+def run_workers(threads: str | int, cores: int | None = None) -> int:
+    """Processes for a chapter's independent jobs (:mod:`robustbook.parallel`) in one ``run``: the
+    cores its torch threads leave (2 single-threaded workers on a 2-core laptop, 1 where the run
+    already has every core as threads). A malformed thread count counts as 1 thread."""
+    try:
+        n = max(1, int(threads))
+    except ValueError:
+        n = 1
+    return max(1, (cores or available_cores()) // n)
+
+
 @dataclass
 class ChapterResult:
     """How one chapter's ``run`` process ended (``returncode`` None: never started)."""
@@ -406,6 +418,7 @@ def chapter_env(spec: ChapterSpec, profile: str, jobs: int, threads: int) -> dic
         env.setdefault(var, str(threads))
     if not env.get(CELL_TIMEOUT_ENV, "").strip():
         env[CELL_TIMEOUT_ENV] = str(cell_timeout(spec, profile, jobs) or 0)
+    env.setdefault(WORKERS_ENV, str(max(1, available_cores() // jobs // threads)))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -646,6 +659,7 @@ def _main(args: argparse.Namespace) -> int:
     cell_timeout(spec, args.profile)  # a malformed timeout variable is bad input: exit 2 before anything runs
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # the kernel inherits them (the book build sets its own)
         os.environ.setdefault(var, str(single_run_threads()))
+    os.environ.setdefault(WORKERS_ENV, str(run_workers(os.environ["OMP_NUM_THREADS"])))
     out = execute(spec, args.profile, params, out, force=args.force)
     print(out / "metrics.json")
     return 0
