@@ -24,7 +24,7 @@ from robustbook.cache import cached_state, is_cached
 from robustbook.data import FlipRotateDataset, normalise_score, prepare, read_dataset
 from robustbook.evaluate import attack_all, attack_quality, predict
 from robustbook.models import resnet_iqa, stnorm_modules, swap_batchnorm
-from robustbook.parallel import parallel_map, worker_count
+from robustbook.parallel import detached_copy, parallel_map, worker_count
 from robustbook.scorecard import Claim
 from robustbook.seeding import seed_everything
 from robustbook.train import fit, make_loader
@@ -298,6 +298,26 @@ class Evaluator:
         if key:
             self.run.log(key, rep)
         return rep
+
+    def many(self, jobs: dict) -> dict:
+        """``{key: (model, x, y, attack or None)}`` evaluated side by side (:func:`evaluate_job`), logged under
+        their keys; the same numbers with any number of workers (each job copies its attack and seeds itself)."""
+        out = parallel_map(evaluate_job, {k: (self.seed, *job) for k, job in jobs.items()}, workers=worker_count())
+        for key, (rep, checks) in out.items():
+            self.checks["max_excess_linf"] = max(self.checks["max_excess_linf"], checks["max_excess_linf"])
+            self.checks["nan"] += checks["nan"]
+            self.checks["out_of_box"] += checks["out_of_box"]
+            self.run.log(key, rep)
+        return {k: rep for k, (rep, _) in out.items()}
+
+
+def evaluate_job(seed: int, model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack) -> tuple[dict, dict]:
+    """One cell of a table (a job of :meth:`Evaluator.many`): its numbers and the checks of its attacked set.
+    The attack is a copy (its random starts do not depend on the jobs before it) and the global generator
+    is seeded (LWTA's winners under EOT)."""
+    ev = Evaluator(None, seed)
+    torch.manual_seed(seed)
+    return ev(model, x, y, detached_copy(attack) if attack is not None else None), ev.checks
 
 
 def attack_loss(cfg):
