@@ -216,10 +216,31 @@ def _exit_status() -> int:
     return 128 + (_received[0] if _received else signal.SIGINT)
 
 
+def _skip_sync_state(self: Any) -> None:
+    """nbclient's Output-widget mimic, without echoing its outputs back to the kernel."""
+
+
+def quiet_output_widgets() -> None:
+    """Stop nbclient's Output-widget mimic from echoing its state to the kernel on the shell channel.
+
+    While a cell runs, nbclient awaits the cell's reply on the shell socket; its mimic of an ipywidgets
+    Output widget (what ``interact`` draws into) sends a ``comm_msg`` on that same socket for every
+    output. On a busy machine the await then misses the reply and the cell hangs until its timeout
+    (jupyter/nbclient#312; measured here: a one-cell ``interact`` notebook hung in 3 of 5 executions
+    beside two busy loops, 0 of 10 with this). Nothing reads the echo in a batch run: the outputs
+    still go into the notebook's widget state, which is what the rendered page shows.
+    """
+    from nbclient.output_widget import OutputWidget
+
+    OutputWidget.sync_state = _skip_sync_state  # type: ignore[method-assign]
+
+
 def execute(spec: ChapterSpec, profile: str, params: dict, out: Path, *, force: bool = False,
             quiet: bool = False) -> Path:
     """Execute ``spec``'s notebook into ``out`` (atomically). Returns ``out`` (absolute)."""
     import papermill as pm
+
+    quiet_output_widgets()
 
     out = check_out(out, force=force)
     timeout = cell_timeout(spec, profile)
