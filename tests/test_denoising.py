@@ -151,8 +151,8 @@ def test_hat_with_alpha_zero_is_normal_training():
     l1 = HATLoss(1.0)(out, out_adv, x)
     manual = 0.5 * (0.5 * reconstruction_error(out, x) + 0.5 * reconstruction_error(out, out_adv)).mean()
     assert torch.allclose(l1, manual)
-    total = float(reconstruction_error(out, x).sum())
-    assert float(half_sse(out, x)) * 2 * x.shape[0] == pytest.approx(total, rel=1e-5)
+    total = float(reconstruction_error(out, x).sum().detach())
+    assert float(half_sse(out, x).detach()) * 2 * x.shape[0] == pytest.approx(total, rel=1e-5)
     with pytest.raises(ValueError, match="alpha"):
         HATLoss(-1)
 

@@ -17,6 +17,7 @@ Introduced in the chapter "Robustness as architecture" (source 001): the orthogo
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -87,8 +88,13 @@ def spectral_norm_power(fn: Callable[[torch.Tensor], torch.Tensor], input_shape:
     v = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     v = v / v.norm()
     sigma = 0.0
-    for _ in range(iters):
-        _, jv = torch.func.jvp(fn, (x0,), (v,))
+    for i in range(iters):
+        if i == 0:  # torch loads its forward-AD decompositions on the first jvp through torch.jit.script, which
+            with warnings.catch_warnings():  # warns that jit is deprecated: torch's internals, not ours
+                warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated", category=FutureWarning)
+                _, jv = torch.func.jvp(fn, (x0,), (v,))
+        else:
+            _, jv = torch.func.jvp(fn, (x0,), (v,))
         _, vjp = torch.func.vjp(fn, x0)
         (jtjv,) = vjp(jv)
         norm = jtjv.detach().norm()
