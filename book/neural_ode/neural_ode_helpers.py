@@ -294,7 +294,6 @@ class Study:
 
         parallel_map(train_call, jobs, workers=workers, on_done=report)
         self.fresh += len(jobs)
-        self.prefetched = getattr(self, "prefetched", 0) + len(jobs)
         return time.perf_counter() - t0
 
     def train_tables(self, datasets) -> float:
