@@ -22,6 +22,7 @@ import argparse
 import csv
 import math
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -391,11 +392,36 @@ def pair_samples(tmp: Path, pairs: Sequence[tuple[str, Path, Path]], name: str, 
     return samples
 
 
+def prepare_cropped_pairs(name: str, spec: ArchiveSpec, folder: str, count: int, label: str, *,
+                          data_root: str | os.PathLike | None, archive_dir: str | os.PathLike | None, force: bool,
+                          download_fn: DownloadFn | None, check_counts: bool, source: str, notes: str) -> Path:
+    """Download (if needed), verify, extract and index a real-noise set published as ``folder/<stem>_real.*``
+    (noisy) beside ``<stem>_mean.*`` (clean) in one archive, all test images (PolyU, CC); ``count`` pairs are
+    expected unless ``check_counts`` is off. Returns ``<data root>/<name>``."""
+    from robustbook.data.download import download
+
+    out, archives, keep = output_folder(name, data_root, archive_dir, force)
+    if keep:
+        return out
+    archive = fetch_archive(spec, archives, download_fn or download)
+
+    def fill(tmp: Path) -> list[Sample]:
+        pairs = extract_pairs(archive, folder, tmp / "_src", noisy="_real", clean="_mean")
+        if check_counts and len(pairs) != count:
+            raise ArchiveError(f"{folder}/ in {archive} holds {len(pairs)} pairs, {label} has {count}; delete the "
+                               f"archive and download it again")
+        samples = pair_samples(tmp, pairs, label, "test")
+        shutil.rmtree(tmp / "_src")
+        return samples
+
+    return build_denoising_set(out, name, fill, archives=[(archive, spec)], source=source, notes=notes)
+
+
 __all__ = ["ARCHIVE_SUBDIR", "ArchiveSpec", "LabelFileError", "DataRootError", "ensure_writable_dir",
            "resolve_dirs", "is_complete", "output_folder", "split_counts", "array_items", "fetch_archive",
            "record_archives", "archive_digest", "seed_int", "positive_int", "find_folder_prefix", "find_file_prefix",
            "read_label_csv", "parse_score", "base_parser", "archive_main", "run", "DENOISING_SCORE",
-           "build_denoising_set", "extract_pairs", "pair_samples"]
+           "build_denoising_set", "extract_pairs", "pair_samples", "prepare_cropped_pairs"]
 
 
 # ------------------------------------------------------------------ full-reference sets of source 002

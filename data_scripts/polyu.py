@@ -21,26 +21,13 @@ Cite Xu, Li, Liang, Zhang, Zhang, "Real-world noisy image denoising: a new bench
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script or loaded by path: find _common
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
-    ArchiveSpec,
-    DownloadFn,
-    archive_main,
-    build_denoising_set,
-    extract_pairs,
-    fetch_archive,
-    output_folder,
-    pair_samples,
-)
-
-from robustbook.data.download import ArchiveError, download  # noqa: E402
-from robustbook.data.manifest import Sample  # noqa: E402
+from _common import ArchiveSpec, DownloadFn, archive_main, prepare_cropped_pairs  # noqa: E402
 
 NAME = "polyu"
 ARCHIVE = ArchiveSpec("PolyU-Real-World-Noisy-Images-Dataset-master.zip",
@@ -51,22 +38,9 @@ FOLDER, COUNT = "CroppedImages", 100
 def prepare(data_root: str | os.PathLike | None = None, archive_dir: str | os.PathLike | None = None,
             force: bool = False, download_fn: DownloadFn | None = None, check_counts: bool = True) -> Path:
     """Download (if needed), verify, extract and index the 100 pairs; return ``<data root>/polyu``."""
-    out, archives, keep = output_folder(NAME, data_root, archive_dir, force)
-    if keep:
-        return out
-    archive = fetch_archive(ARCHIVE, archives, download_fn or download)
-
-    def fill(tmp: Path) -> list[Sample]:
-        pairs = extract_pairs(archive, FOLDER, tmp / "_src", noisy="_real", clean="_mean")
-        if check_counts and len(pairs) != COUNT:
-            raise ArchiveError(f"{FOLDER}/ in {archive} holds {len(pairs)} pairs, PolyU has {COUNT}; delete the "
-                               f"archive and download it again")
-        samples = pair_samples(tmp, pairs, "PolyU", "test")
-        shutil.rmtree(tmp / "_src")
-        return samples
-
-    return build_denoising_set(
-        out, NAME, fill, archives=[(archive, ARCHIVE)],
+    return prepare_cropped_pairs(
+        NAME, ARCHIVE, FOLDER, COUNT, "PolyU", data_root=data_root, archive_dir=archive_dir, force=force,
+        download_fn=download_fn, check_counts=check_counts,
         source=f"PolyU real-world noisy images (Xu et al. 2018), {ARCHIVE.url}",
         notes="Real camera noise: image = a single noisy shot, reference = the mean of 500 shots (clean); "
               "score = 0 (no label); all in the test split.")
