@@ -439,7 +439,7 @@ def chapter_env(spec: ChapterSpec, profile: str, jobs: int, threads: int) -> dic
         env.setdefault(var, str(threads))
     if not env.get(CELL_TIMEOUT_ENV, "").strip():
         env[CELL_TIMEOUT_ENV] = str(cell_timeout(spec, profile, jobs) or 0)
-    env.setdefault(WORKERS_ENV, str(max(1, available_cores() // jobs // threads)))
+    env.setdefault(WORKERS_ENV, str(run_workers(threads, max(1, available_cores() // jobs))))  # its share of cores
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
